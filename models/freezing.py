@@ -1,0 +1,17 @@
+"""Which parameters train during fine-tuning (MODEL.md section 3)."""
+TRAINABLE_NAME_PARTS = ('temporal_embedding', 'ln_post', 'head', 'Adapter', 'prompt')
+
+
+def freeze_for_finetuning(model, fix_lgp=False):
+    """Set requires_grad per parameter name; with `fix_lgp` the prompt generators are frozen too
+    (the adapters stay trainable). Returns (n_total, n_trainable)."""
+    for name, param in model.named_parameters():
+        trainable = any(part in name for part in TRAINABLE_NAME_PARTS)
+        if fix_lgp and 'prompt' in name and 'Adapter' not in name:
+            trainable = False
+        param.requires_grad_(trainable)
+    n_total = sum(p.numel() for p in model.parameters())
+    n_trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    print(f'Number of total parameters: {n_total / 1e6:.2f} M, '
+          f'trainable parameters: {n_trainable / 1e6:.2f} M')
+    return n_total, n_trainable
