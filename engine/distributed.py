@@ -1,0 +1,63 @@
+"""torch.distributed helpers: works unchanged without initialisation (plain python) and under torchrun."""
+import os
+
+import torch
+import torch.distributed as dist
+
+
+def init_distributed_mode(args) -> None:
+    """Join the torchrun (env://) process group when launched by torchrun; otherwise run as one process."""
+    if "RANK" in os.environ and "WORLD_SIZE" in os.environ:
+        args.rank, args.world_size = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
+        args.local_rank = int(os.environ.get("LOCAL_RANK", 0))
+        args.distributed = args.world_size > 1
+    else:
+        args.rank, args.world_size, args.local_rank, args.distributed = 0, 1, 0, False
+    if not args.distributed:
+        return
+    use_cuda = args.device.startswith("cuda")
+    if use_cuda:
+        torch.cuda.set_device(args.local_rank)
+        args.device = f"cuda:{args.local_rank}"
+    dist.init_process_group(backend="nccl" if use_cuda else "gloo", init_method="env://",
+                            world_size=args.world_size, rank=args.rank)
+    dist.barrier()
+
+
+def is_distributed() -> bool:
+    return dist.is_available() and dist.is_initialized()
+
+
+def get_rank() -> int:
+    return dist.get_rank() if is_distributed() else 0
+
+
+def get_world_size() -> int:
+    return dist.get_world_size() if is_distributed() else 1
+
+
+def is_main_process() -> bool:
+    return get_rank() == 0
+
+
+def barrier() -> None:
+    if is_distributed():
+        dist.barrier()
+
+
+def all_gather_objects(obj) -> list:
+    """Every rank's `obj`, in rank order (a one-element list when not distributed)."""
+    if not is_distributed():
+        return [obj]
+    gathered = [None] * get_world_size()
+    dist.all_gather_object(gathered, obj)
+    return gathered
+
+
+def all_reduce_mean(value: float) -> float:
+    if not is_distributed():
+        return value
+    device = "cuda" if dist.get_backend() == "nccl" else "cpu"
+    tensor = torch.tensor([value], dtype=torch.float64, device=device)
+    dist.all_reduce(tensor)
+    return tensor.item() / get_world_size()

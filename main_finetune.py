@@ -1,0 +1,373 @@
+"""Fine-tune and evaluate S2D on DFEW, FERV39K, MAFW (or any frame-folder dataset).
+
+One process: `python main_finetune.py ...`; several: `torchrun --nproc_per_node N main_finetune.py ...`.
+Flag names and defaults follow the original S2D code so its shell scripts carry over.
+"""
+import argparse
+import datetime
+import json
+import os
+import random
+import sys
+import time
+
+import numpy as np
+import torch
+from timm.loss import LabelSmoothingCrossEntropy, SoftTargetCrossEntropy
+from timm.optim import create_optimizer_v2
+from timm.utils import ModelEmaV3
+from torch.utils.data import DataLoader, DistributedSampler
+
+import engine
+from datasets import ClassBalancedSampler, VideoMixup, build_dataset, multiple_samples_collate
+from engine import ProgressLogger, SDL, cosine_scheduler
+from engine.metrics import format_confusion_matrix, plot_confusion_matrix
+from models import LandmarkFeatures, build_model, freeze_for_finetuning, load_checkpoint
+
+VAL_METRICS = ["acc1", "acc5", "war", "uar", "weighted_f1", "micro_f1", "macro_f1"]
+
+
+def get_args_parser():
+    p = argparse.ArgumentParser("S2D fine-tuning and evaluation", add_help=True)
+    p.add_argument("--batch_size", default=64, type=int, help="clips per process per step")
+    p.add_argument("--epochs", default=30, type=int)
+    p.add_argument("--update_freq", default=1, type=int, help="gradient accumulation steps")
+    p.add_argument("--save_ckpt_freq", default=1, type=int, help="also keep checkpoint-{epoch}.pth every N epochs")
+
+    g = p.add_argument_group("model")
+    g.add_argument("--model", default="s2d_base_patch16_224", type=str)
+    g.add_argument("--input_size", default=224, type=int)
+    g.add_argument("--dropout_ratio", default=0.5, type=float, help="head dropout")
+    g.add_argument("--scale_factor", default=0.25, type=float, help="adapter hidden size / embed dim")
+    g.add_argument("--fix_lgp", action="store_true", help="also freeze the landmark-guided prompt generators")
+    g.add_argument("--model_ema", action="store_true")
+    g.add_argument("--model_ema_decay", default=0.9999, type=float)
+    g.add_argument("--landmark_weights", default="ckpts/mobilefacenet_model_best.pth.tar",
+                   help="MobileFaceNet weights, or 'random' (demo and tests only)")
+
+    g = p.add_argument_group("optimisation")
+    g.add_argument("--opt", default="adamw", type=str, help="any timm optimizer name")
+    g.add_argument("--opt_eps", default=1e-8, type=float)
+    g.add_argument("--opt_betas", default=None, type=float, nargs="+")
+    g.add_argument("--momentum", default=0.9, type=float, help="SGD momentum")
+    g.add_argument("--clip_grad", default=None, type=float, help="max gradient norm (default: no clipping)")
+    g.add_argument("--weight_decay", default=0.05, type=float)
+    g.add_argument("--weight_decay_end", default=None, type=float, help="cosine wd schedule end (default: constant)")
+    g.add_argument("--lr", default=1e-5, type=float, help="base lr for a total batch of 8")
+    g.add_argument("--layer_decay", default=1.0, type=float)
+    g.add_argument("--warmup_lr", default=1e-7, type=float,
+                   help="kept for script compatibility; as in the original the warmup starts from 0")
+    g.add_argument("--min_lr", default=1e-8, type=float, help="final lr for a total batch of 256")
+    g.add_argument("--warmup_epochs", default=2, type=int)
+    g.add_argument("--warmup_steps", default=-1, type=int, help="overrides --warmup_epochs when > 0")
+    g.add_argument("--amp_dtype", default="float16", choices=["float16", "bfloat16", "none"],
+                   help="autocast dtype on CUDA (float16 uses a gradient scaler); CPU runs in float32")
+
+    g = p.add_argument_group("augmentation")
+    g.add_argument("--num_sample", default=2, type=int, help="repeated augmentation: views per clip per step")
+    g.add_argument("--aa", default="rand-m7-n4-mstd0.5-inc1", type=str, help="RandAugment policy (timm)")
+    g.add_argument("--color_jitter", default=0.4, type=float,
+                   help="kept for script compatibility; unused (RandAugment replaces it, as in the original)")
+    g.add_argument("--smoothing", default=0.1, type=float)
+    g.add_argument("--train_interpolation", default="bicubic", type=str)
+    g.add_argument("--reprob", default=0.25, type=float)
+    g.add_argument("--remode", default="pixel", type=str)
+    g.add_argument("--recount", default=1, type=int)
+    g.add_argument("--mixup", default=0.8, type=float)
+    g.add_argument("--cutmix", default=1.0, type=float)
+    g.add_argument("--cutmix_minmax", default=None, type=float, nargs="+")
+    g.add_argument("--mixup_prob", default=1.0, type=float)
+    g.add_argument("--mixup_switch_prob", default=0.5, type=float)
+    g.add_argument("--mixup_mode", default="batch", type=str)
+    g.add_argument("--ban_mixup", action="store_true")
+
+    g = p.add_argument_group("data")
+    g.add_argument("--data_set", default="DFEW", choices=["DFEW", "FERV39K", "FERV39k", "MAFW", "FRAMES"])
+    g.add_argument("--data_path", default="data/DFEW/Clip/clip_224x224_16f", type=str)
+    g.add_argument("--train_label_path", default="", type=str)
+    g.add_argument("--val_label_path", default="", type=str,
+                   help="validation split for picking the best epoch (default: the test split, as the original)")
+    g.add_argument("--test_label_path", default="", type=str)
+    g.add_argument("--nb_classes", default=7, type=int)
+    g.add_argument("--num_frames", default=16, type=int)
+    g.add_argument("--sampling_rate", default=1, type=int)
+    g.add_argument("--short_side_size", default=224, type=int)
+    g.add_argument("--test_num_segment", default=5, type=int)
+    g.add_argument("--test_num_crop", default=3, type=int)
+    g.add_argument("--use_bds", action="store_true", help="class-balanced oversampling of the training set")
+    g.add_argument("--skip_bad_clips", action="store_true", help="drop invalid annotation rows instead of failing")
+    g.add_argument("--num_workers", default=4, type=int)
+    g.add_argument("--pin_mem", action="store_true")
+    g.add_argument("--no_pin_mem", action="store_false", dest="pin_mem")
+    p.set_defaults(pin_mem=True)
+
+    g = p.add_argument_group("SDL (emotion-anchor self-distillation)")
+    g.add_argument("--sdl", action="store_true")
+    g.add_argument("--K", default=2, type=int, help="top-k queue entries per class")
+    g.add_argument("--qs", default=16, type=int, help="queue size per class")
+    g.add_argument("--sdl_update_freq", default=50, type=int)
+
+    g = p.add_argument_group("run")
+    g.add_argument("--finetune", default="", help="start from this pre-trained checkpoint (freezes the backbone)")
+    g.add_argument("--resume", default="", help="resume training from this checkpoint")
+    g.add_argument("--auto_resume", action="store_true")
+    g.add_argument("--no_auto_resume", action="store_false", dest="auto_resume")
+    p.set_defaults(auto_resume=True)
+    g.add_argument("--trust_checkpoint", action="store_true",
+                   help="allow arbitrary pickled objects in checkpoints (only for files you trust)")
+    g.add_argument("--eval", action="store_true", help="only run the multi-view test of --resume or --finetune")
+    g.add_argument("--dist_eval", action="store_true", help="shard validation over processes")
+    g.add_argument("--val_metric", default="acc1", choices=VAL_METRICS)
+    g.add_argument("--save_feature", action="store_true", help="also save the test features and logits")
+    g.add_argument("--output_dir", default="", help="where checkpoints and results go (empty: nothing saved)")
+    g.add_argument("--log_dir", default=None, help="TensorBoard folder")
+    g.add_argument("--device", default=None, help="cuda or cpu (default: cuda when available)")
+    g.add_argument("--seed", default=0, type=int)
+    g.add_argument("--print_freq", default=10, type=int)
+    return p
+
+
+def set_seed(seed: int) -> None:
+    torch.manual_seed(seed)
+    np.random.seed(seed)
+    random.seed(seed)
+
+
+def build_loaders(args, num_tasks, rank):
+    dataset_train, args.nb_classes = build_dataset(is_train=True, test_mode=False, args=args)
+    dataset_val, _ = build_dataset(is_train=False, test_mode=False, args=args)
+    dataset_test, _ = build_dataset(is_train=False, test_mode=True, args=args)
+    if args.use_bds:
+        sampler_train = ClassBalancedSampler(dataset_train.labels, num_replicas=num_tasks, rank=rank, seed=args.seed)
+    else:
+        sampler_train = DistributedSampler(dataset_train, num_replicas=num_tasks, rank=rank, shuffle=True,
+                                           seed=args.seed)
+    shard_val = args.distributed and args.dist_eval
+    sampler_val = DistributedSampler(dataset_val, num_replicas=num_tasks, rank=rank, shuffle=False) \
+        if shard_val else None
+    sampler_test = DistributedSampler(dataset_test, num_replicas=num_tasks, rank=rank, shuffle=False)
+    common = dict(num_workers=args.num_workers, pin_memory=args.pin_mem and args.device.startswith("cuda"))
+    loader_train = DataLoader(dataset_train, sampler=sampler_train, batch_size=args.batch_size, drop_last=True,
+                              collate_fn=multiple_samples_collate if args.num_sample > 1 else None, **common)
+    loader_val = DataLoader(dataset_val, sampler=sampler_val, batch_size=int(1.5 * args.batch_size),
+                            generator=torch.Generator().manual_seed(args.seed), **common)
+    loader_test = DataLoader(dataset_test, sampler=sampler_test, batch_size=args.batch_size,
+                             generator=torch.Generator().manual_seed(args.seed), **common)
+    return (dataset_train, dataset_val, dataset_test), (loader_train, loader_val, loader_test), shard_val
+
+
+def build_criterion(args):
+    mixup_fn = None
+    if not args.ban_mixup and (args.mixup > 0 or args.cutmix > 0 or args.cutmix_minmax is not None):
+        mixup_fn = VideoMixup(mixup_alpha=args.mixup, cutmix_alpha=args.cutmix, cutmix_minmax=args.cutmix_minmax,
+                              prob=args.mixup_prob, switch_prob=args.mixup_switch_prob, mode=args.mixup_mode,
+                              label_smoothing=args.smoothing, num_classes=args.nb_classes)
+        return SoftTargetCrossEntropy(), mixup_fn
+    if args.smoothing > 0:
+        return LabelSmoothingCrossEntropy(smoothing=args.smoothing), None
+    return torch.nn.CrossEntropyLoss(), None
+
+
+def class_names(dataset, num_classes):
+    return list(getattr(dataset, "class_names", None) or [str(i) for i in range(num_classes)])
+
+
+def report_test(args, tag, metrics, predictions, names, features=None, records=None):
+    """Print the test results and write pred csv, confusion matrix (txt, png) and optional features."""
+    clip_ids, labels, scores = predictions
+    conf_text = format_confusion_matrix(metrics["confusion_matrix"], names)
+    print(f"[{tag}] {metrics['num_clips']} clips: UAR {metrics['uar']:.2f}%  WAR {metrics['war']:.2f}%  "
+          f"top-5 {metrics['acc5']:.2f}%  weighted F1 {metrics['weighted_f1']:.2f}  macro F1 {metrics['macro_f1']:.2f}")
+    print("per-class accuracy: " + ", ".join(
+        f"{n} {'n/a' if a is None else f'{a:.1f}%'}" for n, a in zip(names, metrics["class_acc"])))
+    print(conf_text)
+    if not args.output_dir:
+        return
+    suffix = "" if tag in ("last", "eval") else f"_{tag}"
+    with open(os.path.join(args.output_dir, f"pred{suffix}.csv"), "w") as f:
+        f.write("id,label,pred\n")
+        f.writelines(f"{c},{l},{s.argmax()}\n" for c, l, s in zip(clip_ids, labels, scores))
+    with open(os.path.join(args.output_dir, f"confusion_matrix_{tag}.txt"), "w") as f:
+        f.write(conf_text + "\n")
+    plot_confusion_matrix(metrics["confusion_matrix"], names, os.path.join(args.output_dir, f"confusion_matrix_{tag}.png"),
+                          f"{args.data_set} {tag}: UAR {metrics['uar']:.2f}%  WAR {metrics['war']:.2f}%")
+    if features is not None:
+        torch.save({"views": [r[:3] for r in records], "logits": torch.tensor(np.stack([r[3] for r in records])),
+                    "labels": torch.tensor([r[4] for r in records]), "features": torch.stack(features)},
+                   os.path.join(args.output_dir, f"features_{tag}.pt"))
+
+
+def append_log(args, entry):
+    if args.output_dir and engine.is_main_process():
+        with open(os.path.join(args.output_dir, "log.txt"), "a") as f:
+            f.write(json.dumps(entry) + "\n")
+
+
+def main(args):
+    engine.init_distributed_mode(args)
+    if args.device is None:
+        args.device = "cuda" if torch.cuda.is_available() else "cpu"
+    if args.device.startswith("cuda") and not torch.cuda.is_available():
+        sys.exit("error: --device cuda was asked for but no CUDA device is available; use --device cpu")
+    device = torch.device(args.device)
+    num_tasks, rank = engine.get_world_size(), engine.get_rank()
+    amp_dtype = None if device.type != "cuda" or args.amp_dtype == "none" else getattr(torch, args.amp_dtype)
+    set_seed(args.seed + rank)
+    if args.output_dir:
+        os.makedirs(args.output_dir, exist_ok=True)
+    if not args.val_label_path:
+        args.val_label_path = args.test_label_path
+        print("note: validating on the TEST split (as the original code does), so 'best' epoch numbers are "
+              "selected on test data; pass --val_label_path for a separate validation split")
+    print("arguments: " + json.dumps(vars(args), sort_keys=True))
+
+    datasets, loaders, shard_val = build_loaders(args, num_tasks, rank)
+    dataset_train, dataset_val, dataset_test = datasets
+    loader_train, loader_val, loader_test = loaders
+    names = class_names(dataset_test, args.nb_classes)
+    criterion, mixup_fn = build_criterion(args)
+
+    model = build_model(args.model, num_classes=args.nb_classes, num_frames=args.num_frames,
+                        head_dropout=args.dropout_ratio, adapter_ratio=args.scale_factor)
+    if args.eval:
+        checkpoint_path = args.resume or args.finetune
+        if not checkpoint_path:
+            sys.exit("error: --eval needs the checkpoint to evaluate, given with --resume or --finetune")
+        load_checkpoint(model, checkpoint_path, "finetuned", trust=args.trust_checkpoint)
+    elif args.finetune:
+        load_checkpoint(model, args.finetune, "pretrained", trust=args.trust_checkpoint)
+        freeze_for_finetuning(model, fix_lgp=args.fix_lgp)
+    else:
+        n_params = sum(p.numel() for p in model.parameters()) / 1e6
+        print(f"no --finetune checkpoint: training every parameter of {args.model} from scratch ({n_params:.2f} M)")
+    model.to(device)
+    landmark = LandmarkFeatures(None if args.landmark_weights == "random" else args.landmark_weights).to(device)
+    sdl = SDL(args.nb_classes, model.embed_dim, k=args.K, queue_size=args.qs).to(device) if args.sdl else None
+    model_ema = ModelEmaV3(model, decay=args.model_ema_decay) if args.model_ema and not args.eval else None
+    model_without_ddp = model
+    if args.distributed:
+        model = torch.nn.parallel.DistributedDataParallel(
+            model, device_ids=[device.index] if device.type == "cuda" else None,
+            find_unused_parameters=True)  # the last prompt_norm is trainable but never used (spec quirk)
+
+    if args.eval:
+        progress = ProgressLogger("Test:", args.print_freq)
+        metrics, predictions, records, features = engine.evaluate(
+            model, landmark, loader_test, device, args.nb_classes, amp_dtype, gather=True,
+            keep_features=args.save_feature, progress=progress)
+        if engine.is_main_process():
+            report_test(args, "eval", metrics, predictions, names, features if args.save_feature else None, records)
+            append_log(args, {"final_uar": metrics["uar"], "final_war": metrics["war"],
+                              **{f"final_{k}": v for k, v in metrics.items() if k not in ("uar", "war")},
+                              "checkpoint": checkpoint_path, "test_label_path": args.test_label_path})
+        return metrics
+
+    total_batch = args.batch_size * args.update_freq * num_tasks
+    steps_per_epoch = len(dataset_train) // total_batch
+    if steps_per_epoch == 0:
+        sys.exit(f"error: {len(dataset_train)} training clips are fewer than one total batch of {total_batch}")
+    args.lr = args.lr * total_batch / 8
+    args.min_lr = args.min_lr * total_batch / 256
+    print(f"total batch {total_batch}, {steps_per_epoch} steps per epoch, lr {args.lr:.3g}, min lr {args.min_lr:.3g}")
+    opt_kwargs = {"eps": args.opt_eps, **({"betas": tuple(args.opt_betas)} if args.opt_betas else {})}
+    if args.opt.lower().endswith("sgd") or args.opt.lower() == "momentum":
+        opt_kwargs = {"momentum": args.momentum}
+    optimizer = create_optimizer_v2(model_without_ddp, opt=args.opt, lr=args.lr, weight_decay=args.weight_decay,
+                                    layer_decay=args.layer_decay if args.layer_decay < 1.0 else None, **opt_kwargs)
+    scaler = torch.amp.GradScaler("cuda") if amp_dtype == torch.float16 else None
+    lr_schedule = cosine_scheduler(args.lr, args.min_lr, args.epochs, steps_per_epoch,
+                                   args.warmup_epochs, args.warmup_steps)
+    wd_schedule = cosine_scheduler(args.weight_decay, args.weight_decay if args.weight_decay_end is None
+                                   else args.weight_decay_end, args.epochs, steps_per_epoch)
+
+    start_epoch, best_metric, best_epoch = 0, None, None
+    resume_path = args.resume
+    if not resume_path and args.auto_resume and args.output_dir:
+        candidate = os.path.join(args.output_dir, "checkpoint.pth")
+        resume_path = candidate if os.path.exists(candidate) else ""
+    if resume_path:
+        checkpoint = engine.resume_training_state(resume_path, model=model_without_ddp, optimizer=optimizer,
+                                                  scaler=scaler, sdl=sdl, model_ema=model_ema,
+                                                  trust=args.trust_checkpoint)
+        start_epoch = checkpoint["epoch"] + 1
+        best_metric, best_epoch = checkpoint.get("best_metric"), checkpoint.get("best_epoch")
+        print(f"resumed from {resume_path}: continuing at epoch {start_epoch}")
+
+    log_writer = None
+    if args.log_dir and engine.is_main_process():
+        from torch.utils.tensorboard import SummaryWriter
+        log_writer = SummaryWriter(args.log_dir, purge_step=start_epoch * steps_per_epoch if start_epoch else None)
+
+    def save(path, epoch):
+        if args.output_dir and engine.is_main_process():
+            engine.save_training_state(os.path.join(args.output_dir, path), model=model_without_ddp,
+                                       optimizer=optimizer, scaler=scaler, epoch=epoch, args=args, sdl=sdl,
+                                       model_ema=model_ema, best_metric=best_metric, best_epoch=best_epoch)
+
+    print(f"training epochs {start_epoch}..{args.epochs - 1}")
+    start_time = time.time()
+    for epoch in range(start_epoch, args.epochs):
+        loader_train.sampler.set_epoch(epoch)
+        progress = ProgressLogger(f"Epoch [{epoch}/{args.epochs - 1}]", args.print_freq)
+        train_stats = engine.train_one_epoch(
+            model, landmark, criterion, loader_train, optimizer, device, epoch,
+            steps_per_epoch=steps_per_epoch, update_freq=args.update_freq, lr_schedule=lr_schedule,
+            wd_schedule=wd_schedule, scaler=scaler, amp_dtype=amp_dtype, clip_grad=args.clip_grad,
+            model_ema=model_ema, mixup_fn=mixup_fn, sdl=sdl, sdl_update_freq=args.sdl_update_freq,
+            log_writer=log_writer, progress=progress)
+        val_stats, *_ = engine.evaluate(model, landmark, loader_val, device, args.nb_classes, amp_dtype,
+                                        gather=shard_val)
+        improved = best_metric is None or val_stats[args.val_metric] > best_metric
+        if improved:
+            best_metric, best_epoch = val_stats[args.val_metric], epoch
+        save("checkpoint.pth", epoch)
+        if improved:
+            save("checkpoint-best.pth", "best")
+        if (epoch + 1) % args.save_ckpt_freq == 0:
+            save(f"checkpoint-{epoch}.pth", epoch)
+        split = "val" if args.val_label_path != args.test_label_path else "val(test split)"
+        print(f"epoch {epoch}: {split} acc1 {val_stats['acc1']:.2f}%  UAR {val_stats['uar']:.2f}%  "
+              f"WAR {val_stats['war']:.2f}%  loss {val_stats['loss']:.4f}  | best {args.val_metric} "
+              f"{best_metric:.2f} (epoch {best_epoch})")
+        if log_writer is not None:
+            for name in ("acc1", "acc5", "loss", "uar", "war"):
+                log_writer.add_scalar(f"val/{name}", val_stats[name], epoch)
+            log_writer.flush()
+        append_log(args, {"epoch": epoch, **{f"train_{k}": v for k, v in train_stats.items()},
+                          **{f"val_{k}": v for k, v in val_stats.items() if k != "confusion_matrix"},
+                          "val_on_test_split": args.val_label_path == args.test_label_path,
+                          "n_trainable_parameters": sum(p.numel() for p in model.parameters() if p.requires_grad)})
+        elapsed = time.time() - start_time
+        remaining = elapsed / (epoch - start_epoch + 1) * (args.epochs - epoch - 1)
+        print(f"elapsed {datetime.timedelta(seconds=int(elapsed))}, "
+              f"remaining about {datetime.timedelta(seconds=int(remaining))}")
+
+    final = {}
+    for tag in ("last", "best") if args.output_dir else ("last",):
+        if tag == "best":
+            engine.barrier()
+            load_checkpoint(model_without_ddp, os.path.join(args.output_dir, "checkpoint-best.pth"), "finetuned",
+                            trust=args.trust_checkpoint)
+        progress = ProgressLogger(f"Test ({tag} model):", args.print_freq)
+        metrics, predictions, records, features = engine.evaluate(
+            model, landmark, loader_test, device, args.nb_classes, amp_dtype, gather=True,
+            keep_features=args.save_feature, progress=progress)
+        if engine.is_main_process():
+            report_test(args, tag, metrics, predictions, names, features if args.save_feature else None, records)
+        final.update({f"final_{tag}_{k}": v for k, v in metrics.items()})
+    final["best_epoch"] = best_epoch
+    append_log(args, final)
+    if log_writer is not None:
+        log_writer.close()
+    return final
+
+
+if __name__ == "__main__":
+    cli_args = get_args_parser().parse_args()
+    try:
+        main(cli_args)
+    except engine.NonFiniteLossError as error:
+        sys.exit(f"error: {error}")
+    finally:
+        if engine.distributed.is_distributed():
+            torch.distributed.destroy_process_group()
