@@ -1,0 +1,94 @@
+"""Reading and validating a clip annotation CSV (header row, then `clip path,label` rows)."""
+import csv
+import os
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+
+MAX_LISTED_PROBLEMS = 20
+
+
+@dataclass(frozen=True)
+class Clip:
+    clip_id: str  # the path exactly as written in the CSV, relative to the data root
+    label: int
+    folder: str
+    frame_names: np.ndarray  # sorted file names; a numpy array keeps forked workers from copying it
+
+
+def _is_int(text: str) -> bool:
+    try:
+        int(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _frame_names(folder: str, extensions: tuple[str, ...]) -> list[str]:
+    return sorted(entry.name for entry in os.scandir(folder)
+                  if entry.is_file() and os.path.splitext(entry.name)[1].lower() in extensions)
+
+
+def _check_row(row: list[str], data_path: str, nb_classes: int, extensions: tuple[str, ...],
+               seen: set[str]) -> tuple[str | None, Clip | None]:
+    """(reason the row is bad, None) or (None, the clip)."""
+    if len(row) != 2:
+        return f"expected 2 columns (clip path, label), got {len(row)}: {row!r}", None
+    clip_id, label_text = row
+    if not _is_int(label_text):
+        return f"label {label_text!r} of clip {clip_id!r} is not an integer", None
+    label = int(label_text)
+    if not 0 <= label < nb_classes:
+        return f"label {label} of clip {clip_id!r} is outside [0, {nb_classes})", None
+    if clip_id in seen:
+        return f"clip {clip_id!r} appears more than once", None
+    seen.add(clip_id)
+    folder = os.path.join(data_path, clip_id)
+    if not os.path.isdir(folder):
+        return f"clip folder {folder!r} does not exist", None
+    names = _frame_names(folder, extensions)
+    if not names:
+        return f"clip folder {folder!r} holds no frame with extension {'/'.join(extensions)}", None
+    return None, Clip(clip_id, label, folder, np.array(names))
+
+
+def read_annotations(csv_path: str, data_path: str, nb_classes: int,
+                     extensions: tuple[str, ...], skip_bad_clips: bool = False) -> list[Clip]:
+    """Every clip of `csv_path`, validated against `data_path`.
+
+    All offending rows are collected; they raise one ValueError, or with `skip_bad_clips` are
+    dropped with one summary warning.
+    """
+    if not os.path.isfile(csv_path):
+        raise ValueError(f"annotation file {csv_path!r} does not exist")
+    with open(csv_path, newline="") as f:
+        rows = list(csv.reader(f))
+    if not rows:
+        raise ValueError(f"annotation file {csv_path!r} is empty; expected a header row and clip rows")
+    header = rows[0]
+    if len(header) != 2:
+        raise ValueError(f"{csv_path}:1: expected a header row with 2 column names "
+                         f"(e.g. 'video_name,label'), got {header!r}")
+    if _is_int(header[1]):
+        raise ValueError(f"{csv_path}:1: header row is missing: first row {header!r} has an integer "
+                         "label; expected column names such as 'video_name,label'")
+    if len(rows) == 1:
+        raise ValueError(f"annotation file {csv_path!r} has a header but no clip rows")
+    problems, clips, seen = [], [], set()
+    for line_number, row in enumerate(rows[1:], start=2):
+        reason, clip = _check_row(row, data_path, nb_classes, extensions, seen)
+        if reason is None:
+            clips.append(clip)
+        else:
+            problems.append(f"{csv_path}:{line_number}: {reason}")
+    if problems:
+        listed = "\n  ".join(problems[:MAX_LISTED_PROBLEMS])
+        summary = f"{len(problems)} bad row(s) in {csv_path!r} (data root {data_path!r})"
+        if not skip_bad_clips:
+            raise ValueError(f"{summary}; first {min(len(problems), MAX_LISTED_PROBLEMS)}:\n  {listed}\n"
+                             "fix the file or pass --skip_bad_clips to drop them")
+        warnings.warn(f"skipping {summary}; first few:\n  " + "\n  ".join(problems[:5]))
+        if not clips:
+            raise ValueError(f"every row of {csv_path!r} is bad; nothing left to load")
+    return clips

@@ -1,0 +1,12 @@
+"""Batching of train items that hold several augmentations of one clip (num_sample > 1)."""
+from torch.utils.data import default_collate
+
+
+def _flatten(groups):
+    return [item for group in groups for item in group]
+
+
+def multiple_samples_collate(batch):
+    """[(videos, labels, indices), ...] with lists of num_sample each -> tensors of B * num_sample."""
+    videos, labels, indices = zip(*batch)
+    return default_collate(_flatten(videos)), default_collate(_flatten(labels)), default_collate(_flatten(indices))
