@@ -13,6 +13,9 @@ class TemporalModelingAdapter(nn.Module):
     def __init__(self, dim, num_frames, ratio=0.25):
         super().__init__()
         hidden_dim = int(dim * ratio)
+        if hidden_dim == 0 or hidden_dim % TEMPORAL_ATTENTION_HEADS:
+            raise ValueError(f'TMA hidden size int({dim} * {ratio}) = {hidden_dim} must be a positive '
+                             f'multiple of {TEMPORAL_ATTENTION_HEADS} (the temporal attention heads)')
         self.num_frames = num_frames
         self.T_Adapter = Adapter(dim, hidden_dim, attention_heads=TEMPORAL_ATTENTION_HEADS)
         self.norm = nn.LayerNorm(dim, eps=1e-5)  # quirk kept: PyTorch's default eps, not the ViT's 1e-6
