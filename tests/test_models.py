@@ -74,7 +74,6 @@ def test_freeze_for_finetuning_counts_and_names(capsys):
     assert [n for n, p in model.named_parameters() if p.requires_grad] == KEYS['trainable_param_names']
     assert capsys.readouterr().out.strip() == (
         f'Number of total parameters: {n_total / 1e6:.2f} M, trainable parameters: {n_trainable / 1e6:.2f} M')
-    assert '95.06 M' in f'{n_total / 1e6:.2f} M' and f'{n_trainable / 1e6:.2f}' == '9.26'
 
 
 def test_fix_lgp_freezes_prompt_generators_but_not_adapters():
@@ -207,7 +206,7 @@ def ref_fovea(x, smooth):
     return (e / e.sum(-1, keepdim=True) * flat).reshape(b, c, h, w)
 
 
-def ref_tma(tokens, P, name, frames):
+def ref_tma(tokens, P, name, frames, norm_eps=1e-5):
     bt, n, d = tokens.shape
     b = bt // frames
     seq = tokens.reshape(b, frames, n, d).permute(0, 2, 1, 3).reshape(b * n, frames, d)
@@ -215,7 +214,7 @@ def ref_tma(tokens, P, name, frames):
     h = ref_self_attention(h, P, name + '.T_Adapter.attn', heads=8, qkv_bias=False)
     h = ref_linear(h, P, name + '.T_Adapter.D_fc2')
     h = h.reshape(b, n, frames, d).permute(0, 2, 1, 3).reshape(bt, n, d)
-    h = ref_layer_norm(h, P[name + '.norm.weight'], P[name + '.norm.bias'], 1e-5)
+    h = ref_layer_norm(h, P[name + '.norm.weight'], P[name + '.norm.bias'], norm_eps)
     return ref_linear(ref_gelu(ref_linear(h, P, name + '.S_Adapter.D_fc1')), P, name + '.S_Adapter.D_fc2')
 
 
@@ -278,6 +277,7 @@ def test_forward_equals_independent_reference():
 
 
 def test_tma_fused_attention_equals_softmax_formula():
+    torch.manual_seed(0)
     attn = Attention(48, num_heads=8, qkv_bias=False)
     assert attn.fused_attn and attn.qkv.bias is None
     x = torch.randn(5, 7, 48)
@@ -328,6 +328,7 @@ def test_prompt_norm_0_serves_stage_0_first_deep_prompt_and_every_landmark_strea
 
 
 def test_tma_norm_uses_eps_1e5():
+    torch.manual_seed(0)
     tma = TemporalModelingAdapter(64, num_frames=2).double()
     with torch.no_grad():
         tma.T_Adapter.D_fc2.weight.mul_(1e-3)
@@ -336,12 +337,8 @@ def test_tma_norm_uses_eps_1e5():
     P = {f't.{k}': v.detach() for k, v in tma.state_dict().items()}
     out = tma(x).detach()
     torch.testing.assert_close(out, ref_tma(x, P, 't', 2))
-    t_out = ref_linear(ref_self_attention(ref_gelu(ref_linear(
-        x.reshape(2, 2, 3, 64).permute(0, 2, 1, 3).reshape(6, 2, 64), P, 't.T_Adapter.D_fc1')),
-        P, 't.T_Adapter.attn', 8, False), P, 't.T_Adapter.D_fc2').reshape(2, 3, 2, 64).permute(0, 2, 1, 3)
-    normed_1e6 = ref_layer_norm(t_out.reshape(4, 3, 64), P['t.norm.weight'], P['t.norm.bias'], 1e-6)
-    with_1e6 = ref_linear(ref_gelu(ref_linear(normed_1e6, P, 't.S_Adapter.D_fc1')), P, 't.S_Adapter.D_fc2')
-    assert (out - with_1e6).abs().max() > 1e-4  # eps matters here, and the model uses 1e-5
+    # the pre-norm variance is tiny, so eps matters: the ViT's 1e-6 would give another result
+    assert (out - ref_tma(x, P, 't', 2, norm_eps=1e-6)).abs().max() > 1e-3
 
 
 def test_feature_is_taken_after_dropout():
