@@ -62,7 +62,7 @@ def read_annotations(csv_path: str, data_path: str, nb_classes: int,
     """
     if not os.path.isfile(csv_path):
         raise ValueError(f"annotation file {csv_path!r} does not exist")
-    with open(csv_path, newline="") as f:
+    with open(csv_path, newline="", encoding="utf-8-sig") as f:
         rows = list(csv.reader(f))
     if not rows:
         raise ValueError(f"annotation file {csv_path!r} is empty; expected a header row and clip rows")

@@ -1,16 +1,18 @@
 """Decoding the frames of one clip."""
 import os
 
+import numpy as np
 import torch
-from torchvision.io import ImageReadMode, decode_image, read_file
+from PIL import Image
 
 from .annotations import Clip
 
 
-def _decode(path: str) -> torch.Tensor:
+def _decode(path: str) -> np.ndarray:
     try:
-        return decode_image(read_file(path), mode=ImageReadMode.RGB)
-    except (RuntimeError, ValueError) as error:
+        with Image.open(path) as image:
+            return np.asarray(image.convert("RGB"))
+    except OSError as error:
         raise ValueError(f"cannot decode frame {path!r}: {error}") from error
 
 
@@ -19,7 +21,7 @@ def load_frames(clip: Clip, indices) -> torch.Tensor:
     decoded = {}
     for i in dict.fromkeys(int(i) for i in indices):
         decoded[i] = _decode(os.path.join(clip.folder, clip.frame_names[i]))
-    sizes = {tuple(frame.shape[1:]) for frame in decoded.values()}
+    sizes = {frame.shape for frame in decoded.values()}
     if len(sizes) > 1:
         raise ValueError(f"frames of clip folder {clip.folder!r} differ in size: {sorted(sizes)}")
-    return torch.stack([decoded[int(i)] for i in indices])
+    return torch.from_numpy(np.stack([decoded[int(i)] for i in indices])).permute(0, 3, 1, 2).contiguous()
