@@ -92,5 +92,8 @@ class ClipEvalTransform:
         """`spatial_start`: first pixel of the short_side-wide test crop along the longer side."""
         frames = self.resize(tv_tensors.Video(frames))
         end = spatial_start + self.short_side
-        frames = frames[..., spatial_start:end, :] if frames.shape[-2] >= frames.shape[-1] else frames[..., spatial_start:end]
+        if frames.shape[-2] >= frames.shape[-1]:
+            frames = frames[..., spatial_start:end, :]
+        else:
+            frames = frames[..., spatial_start:end]
         return _channels_first(self.to_normalized_float(self.center_crop(tv_tensors.Video(frames))))

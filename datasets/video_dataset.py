@@ -38,7 +38,8 @@ class VideoClsDataset(Dataset):
             raise ValueError(f"short_side_size ({short_side_size}) must be at least input_size ({input_size})")
         auto_augment = None if aa in (None, "", "none") else aa
         if auto_augment is not None and not auto_augment.startswith("rand"):
-            raise ValueError(f"aa must be a RandAugment string such as 'rand-m7-n4-mstd0.5-inc1' or 'none', got {aa!r}")
+            raise ValueError(f"aa must be a RandAugment string such as 'rand-m7-n4-mstd0.5-inc1' or 'none', "
+                             f"got {aa!r}")
         self.mode = mode
         self.nb_classes = nb_classes
         self.clip_len, self.sampling_rate = clip_len, sampling_rate
