@@ -36,6 +36,8 @@ def _check_row(row: list[str], data_path: str, nb_classes: int, extensions: tupl
     if len(row) != 2:
         return f"expected 2 columns (clip path, label), got {len(row)}: {row!r}", None
     clip_id, label_text = row
+    if not clip_id or os.path.isabs(clip_id):
+        return f"clip path {clip_id!r} must be a non-empty path relative to the data root", None
     if not _is_int(label_text):
         return f"label {label_text!r} of clip {clip_id!r} is not an integer", None
     label = int(label_text)

@@ -48,7 +48,15 @@ def _items_per_second(dataset: VideoClsDataset, num_items: int) -> float:
 
 def benchmark_loader(args: argparse.Namespace) -> dict:
     """{'train_clips_per_s', 'test_views_per_s', 'test_clips_per_s', ...} for one worker."""
+    threads = torch.get_num_threads()
     torch.set_num_threads(1)  # as in a DataLoader worker
+    try:
+        return _benchmark_one_thread(args)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _benchmark_one_thread(args: argparse.Namespace) -> dict:
     random.seed(args.seed)
     np.random.seed(args.seed)
     torch.manual_seed(args.seed)

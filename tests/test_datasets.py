@@ -169,6 +169,8 @@ def build_mafw(tmp_path, rows, header="video_name,labels", **overrides):
     (["good,11"], "video_name,labels", r"anno.csv:2: label 11 of clip 'good' is outside \[0, 11\)"),
     (["good,-1"], "video_name,labels", r"anno.csv:2: label -1 of clip 'good' is outside"),
     (["good,1,extra"], "video_name,labels", r"anno.csv:2: expected 2 columns"),
+    ([",1"], "video_name,labels", r"anno.csv:2: clip path '' must be a non-empty path relative"),
+    (["/abs/clip,1"], "video_name,labels", r"anno.csv:2: clip path '/abs/clip' must be a non-empty path"),
     (["missing,1"], "video_name,labels", r"anno.csv:2: clip folder '.*missing' does not exist"),
     (["jpegs,1"], "video_name,labels", r"anno.csv:2: clip folder '.*jpegs' holds no frame with extension .png"),
     (["empty,1"], "video_name,labels", r"anno.csv:2: clip folder '.*empty' holds no frame"),
@@ -221,3 +223,24 @@ def test_undecodable_frame_names_the_file(tmp_path):
     dataset = build_mafw(tmp_path, ["broken,0"])
     with pytest.raises(ValueError, match=r"cannot decode frame '.*broken/0002.png'"):
         dataset[0]
+
+
+def test_worker_augmentation_is_reproducible_from_the_torch_seed(tmp_path):
+    write_clip(tmp_path, "a", 20)
+    write_clip(tmp_path, "b", 12)
+    csv_path = write_csv(tmp_path / "train.csv", ["a,0", "b,1"])
+    dataset, _ = build_dataset(True, False, make_args(tmp_path, csv_path))
+
+    def first_batch(seed):
+        torch.manual_seed(seed)
+        return next(iter(DataLoader(dataset, batch_size=2, num_workers=2)))[0]
+
+    assert torch.equal(first_batch(0), first_batch(0))
+    assert not torch.equal(first_batch(0), first_batch(1))
+
+
+def test_benchmark_loader_reports_rates():
+    from scripts.benchmark_data import benchmark_loader, parse_args
+    results = benchmark_loader(parse_args(["--num_clips", "1", "--num_items", "2"]))
+    assert results["train_clips_per_s"] > 0 and results["test_views_per_s"] > 0
+    assert results["test_clips_per_s"] == pytest.approx(results["test_views_per_s"] / 4, abs=0.01)
