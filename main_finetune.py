@@ -88,7 +88,7 @@ def get_args_parser():
     g.add_argument("--val_label_path", default="", type=str,
                    help="validation split for picking the best epoch (default: the test split, as the original)")
     g.add_argument("--test_label_path", default="", type=str)
-    g.add_argument("--nb_classes", default=7, type=int)
+    g.add_argument("--nb_classes", default=None, type=int, help="class count (default: the data set's; needed for FRAMES)")
     g.add_argument("--num_frames", default=16, type=int)
     g.add_argument("--sampling_rate", default=1, type=int)
     g.add_argument("--short_side_size", default=224, type=int)

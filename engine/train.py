@@ -12,9 +12,9 @@ class NonFiniteLossError(RuntimeError):
 def apply_schedule(optimizer, lr: float, weight_decay: float) -> None:
     """Set every group's lr (times its lr_scale) and the weight decay of the groups that decay."""
     for group in optimizer.param_groups:
-        group["lr"] = lr * group.get("lr_scale", 1.0)
+        group["lr"] = float(lr) * group.get("lr_scale", 1.0)
         if group["weight_decay"] > 0:
-            group["weight_decay"] = weight_decay
+            group["weight_decay"] = float(weight_decay)
 
 
 def train_one_epoch(model, landmark, criterion, loader, optimizer, device, epoch, *, steps_per_epoch,

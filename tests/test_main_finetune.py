@@ -1,0 +1,167 @@
+"""main_finetune.py end to end on tiny synthetic data (CPU): training, outputs, exact resume, --eval,
+torchrun with two processes, non-finite loss."""
+import argparse
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from datasets.synthetic import write_synthetic_dfew
+from engine import NonFiniteLossError, ProgressLogger, train_one_epoch
+from models import LandmarkFeatures, build_model
+
+ROOT = Path(__file__).resolve().parents[1]
+EPOCHS = 2
+# MKL's results may depend on memory alignment; strict mode keeps reruns bit-identical (needed for exact resume).
+ENV = {**os.environ, "PYTHONWARNINGS": "ignore", "MKL_CBWR": "AUTO,STRICT"}
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    root = tmp_path_factory.mktemp("synthetic")
+    write_synthetic_dfew(root, clips_per_class=5, num_frames=4, size=112, folds=1, seed=0)
+    return root
+
+
+def tiny_args(data, output_dir, *extra):
+    return ["--model", "s2d_tiny_patch8_112", "--data_set", "DFEW", "--data_path", str(data / "clips"),
+            "--train_label_path", str(data / "splits" / "train_set_1.csv"),
+            "--test_label_path", str(data / "splits" / "test_set_1.csv"),
+            "--input_size", "112", "--short_side_size", "112", "--num_frames", "4", "--batch_size", "4",
+            "--num_sample", "1", "--epochs", str(EPOCHS), "--warmup_epochs", "1", "--lr", "1e-3",
+            "--test_num_segment", "2", "--test_num_crop", "1", "--num_workers", "0", "--device", "cpu",
+            "--landmark_weights", "random", "--output_dir", str(output_dir), "--print_freq", "2", *extra]
+
+
+def run_main(args, check=True, launcher=(sys.executable, "main_finetune.py")):
+    result = subprocess.run([*launcher, *args], cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=600)
+    if check and result.returncode != 0:
+        raise AssertionError(f"main_finetune.py failed ({result.returncode}):\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
+    return result
+
+
+def read_log(output_dir):
+    return [json.loads(line) for line in (output_dir / "log.txt").read_text().splitlines()]
+
+
+@pytest.fixture(scope="module")
+def trained(data, tmp_path_factory):
+    output_dir = tmp_path_factory.mktemp("run")
+    result = run_main(tiny_args(data, output_dir))
+    return output_dir, result.stdout
+
+
+def test_training_writes_logs_predictions_and_checkpoints(data, trained):
+    output_dir, stdout = trained
+    log = read_log(output_dir)
+    assert [entry["epoch"] for entry in log[:-1]] == list(range(EPOCHS))
+    assert all(entry["val_on_test_split"] for entry in log[:-1])
+    final = log[-1]
+    for key in ("final_last_uar", "final_last_war", "final_best_uar", "final_best_war"):
+        assert 0.0 <= final[key] <= 100.0
+    test_ids = (data / "splits" / "test_set_1.csv").read_text().splitlines()[1:]
+    rows = (output_dir / "pred.csv").read_text().splitlines()
+    assert rows[0] == "id,label,pred"
+    assert sorted(r.split(",")[0] for r in rows[1:]) == sorted(line.split(",")[0] for line in test_ids)
+    preds = [r.split(",") for r in rows[1:]]
+    war = 100.0 * sum(label == pred for _, label, pred in preds) / len(preds)
+    assert final["final_last_war"] == pytest.approx(war)
+    for name in ("checkpoint.pth", "checkpoint-best.pth", *(f"checkpoint-{e}.pth" for e in range(EPOCHS)),
+                 "confusion_matrix_last.png", "confusion_matrix_best.txt", "pred_best.csv"):
+        assert (output_dir / name).is_file(), name
+    checkpoint = torch.load(output_dir / "checkpoint.pth", weights_only=False)
+    assert {"model", "optimizer", "epoch", "scaler", "args"} <= set(checkpoint)
+    assert checkpoint["epoch"] == EPOCHS - 1 and isinstance(checkpoint["args"], argparse.Namespace)
+    assert torch.load(output_dir / "checkpoint-best.pth", weights_only=False)["epoch"] == "best"
+    assert "eta" in stdout and "clips/s" in stdout
+    assert not list(output_dir.glob("*.tmp*")), "temporary checkpoint files left behind"
+
+
+def test_killed_run_resumes_to_the_same_result(data, trained, tmp_path):
+    reference_dir, _ = trained
+    output_dir = tmp_path / "interrupted"
+    process = subprocess.Popen([sys.executable, "main_finetune.py", *tiny_args(data, output_dir)], cwd=ROOT,
+                               env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 300
+    while not ((output_dir / "log.txt").exists() and (output_dir / "log.txt").read_text().strip()):
+        assert process.poll() is None and time.time() < deadline, "run ended before its first epoch was logged"
+        time.sleep(0.05)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert len(read_log(output_dir)) < EPOCHS, "the run was not interrupted before its end"
+
+    run_main(tiny_args(data, output_dir))
+    final, reference = read_log(output_dir)[-1], read_log(reference_dir)[-1]
+    assert final == reference
+    resumed = torch.load(output_dir / "checkpoint.pth", weights_only=False)["model"]
+    uninterrupted = torch.load(reference_dir / "checkpoint.pth", weights_only=False)["model"]
+    assert resumed.keys() == uninterrupted.keys()
+    for key in resumed:
+        assert torch.equal(resumed[key], uninterrupted[key]), key
+
+
+def _original_layout_checkpoint(trained, tmp_path):
+    reference_dir, _ = trained
+    model = torch.load(reference_dir / "checkpoint-best.pth", weights_only=False)["model"]
+    path = tmp_path / "s2d_fold1_best.pth"
+    torch.save({"model": model, "epoch": "best", "optimizer": None,
+                "args": argparse.Namespace(model="s2d_tiny_patch8_112", nb_classes=7)}, path)
+    return path
+
+
+def test_eval_of_an_original_layout_checkpoint(data, trained, tmp_path):
+    checkpoint = _original_layout_checkpoint(trained, tmp_path)
+    output_dir = tmp_path / "eval"
+    run_main(tiny_args(data, output_dir, "--eval", "--finetune", str(checkpoint)))
+    final = read_log(output_dir)[-1]
+    reference = read_log(trained[0])[-1]
+    assert final["final_uar"] == pytest.approx(reference["final_best_uar"])
+    assert final["final_war"] == pytest.approx(reference["final_best_war"])
+    assert (output_dir / "pred.csv").read_text() == (trained[0] / "pred_best.csv").read_text()
+
+
+def test_torchrun_two_processes_match_single_process_eval(data, tmp_path):
+    output_dir = tmp_path / "ddp"
+    args = tiny_args(data, output_dir, "--dist_eval", "--test_num_segment", "1", "--test_num_crop", "1")
+    args[args.index("--epochs") + 1] = "1"
+    args[args.index("--batch_size") + 1] = "2"
+    run_main(args, launcher=(sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+                             "main_finetune.py"))
+    test_clips = len((data / "splits" / "test_set_1.csv").read_text().splitlines()) - 1
+    assert test_clips % 2 == 1, "an odd test set makes the distributed sampler pad with a repeated clip"
+    ddp_final = read_log(output_dir)[-1]
+    assert ddp_final["final_last_num_clips"] == test_clips
+
+    eval_dir = tmp_path / "single"
+    run_main(tiny_args(data, eval_dir, "--eval", "--resume", str(output_dir / "checkpoint.pth"),
+                       "--test_num_segment", "1", "--test_num_crop", "1"))
+    single = read_log(eval_dir)[-1]
+    assert single["final_uar"] == pytest.approx(ddp_final["final_last_uar"])
+    assert single["final_war"] == pytest.approx(ddp_final["final_last_war"])
+    assert (eval_dir / "pred.csv").read_text().splitlines()[1:].sort() == \
+        (output_dir / "pred.csv").read_text().splitlines()[1:].sort()
+
+
+def test_non_finite_loss_stops_with_epoch_and_step():
+    model = build_model("s2d_tiny_patch8_112", num_frames=2, num_classes=3)
+    landmark = LandmarkFeatures(None)
+    loader = torch.utils.data.DataLoader(
+        [(torch.randn(3, 2, 112, 112), 0, i) for i in range(4)], batch_size=2)
+    optimizer = torch.optim.AdamW(model.parameters())
+    calls = []
+
+    def criterion(logits, targets):
+        calls.append(1)
+        loss = torch.nn.functional.cross_entropy(logits, targets)
+        return loss * float("nan") if len(calls) == 2 else loss
+
+    with pytest.raises(NonFiniteLossError, match="epoch 3, step 1"):
+        train_one_epoch(model, landmark, criterion, loader, optimizer, torch.device("cpu"), 3, steps_per_epoch=2,
+                        update_freq=1, lr_schedule=[1e-4] * 10, wd_schedule=[0.05] * 10,
+                        progress=ProgressLogger("test"))
