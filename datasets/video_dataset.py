@@ -16,8 +16,8 @@ class VideoClsDataset(Dataset):
     'validation' -> (video, label, clip_id); 'test' -> (video, label, clip_id, segment, crop), with
     item i holding view (segment, crop) = divmod(i // len(clips), test_num_crop) of clip i % len(clips).
     Videos are float (3, clip_len, input_size, input_size).
-    Random draws use python `random`, numpy's and torch's global RNGs; DataLoader workers seed all
-    three from the main process's torch seed, so seeding the main process makes runs reproducible.
+    Random draws use python `random`, numpy's and torch's global RNGs. DataLoader workers seed all
+    three from the main process's torch RNG; with num_workers=0 seed all three in the main process.
     """
 
     def __init__(self, anno_path: str, data_path: str, mode: str, nb_classes: int,
