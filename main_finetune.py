@@ -241,7 +241,8 @@ def main(args):
         n_params = sum(p.numel() for p in model.parameters()) / 1e6
         print(f"no --finetune checkpoint: training every parameter of {args.model} from scratch ({n_params:.2f} M)")
     model.to(device)
-    landmark = LandmarkFeatures(None if args.landmark_weights == "random" else args.landmark_weights).to(device)
+    landmark = LandmarkFeatures(None if args.landmark_weights == "random" else args.landmark_weights,
+                                trust=args.trust_checkpoint).to(device)
     sdl = SDL(args.nb_classes, model.embed_dim, k=args.K, queue_size=args.qs).to(device) if args.sdl else None
     model_ema = ModelEmaV3(model, decay=args.model_ema_decay) if args.model_ema and not args.eval else None
     model_without_ddp = model

@@ -29,6 +29,7 @@ class S2D(nn.Module):
         self.img_size = img_size
         self.num_frames = num_frames
         self.num_classes = num_classes
+        self.embed_dim = embed_dim
         self.num_layers = depth
         self.landmark_channels = landmark_channels
         self.grid_size = img_size // patch_size
@@ -58,6 +59,11 @@ class S2D(nn.Module):
 
     def get_num_layers(self):
         return self.num_layers
+
+    def group_matcher(self, coarse=False):
+        """Layer ids for timm's layer-wise lr decay: embeddings 0, blocks.i i+1, everything else last."""
+        # as the original's rule, '^patch_embed' also matches patch_embed_prompt
+        return {'stem': r'^cls_token|^pos_embed|^patch_embed', 'blocks': r'^blocks\.(\d+)'}
 
     def forward(self, video, landmark_feats):
         self._check_inputs(video, landmark_feats)

@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# FERV39K, one split: the published recipe (SDL on, no head dropout, no label smoothing, no mixup).
+# As published, --sdl_update_freq 100 with 100 epochs never refreshes the SDL queues (epoch % 100 == 0
+# only at epoch 0, before SDL starts at epoch 21); kept for faithfulness.
+source "$(dirname "$0")/recipe_common.sh"
+DATA_PATH=${DATA_PATH:-data/FERV39K/2_ClipsforFaceCrop}
+LABEL_ROOT=${LABEL_ROOT:-data/FERV39K/Annotation}
+
+run_fold "$OUTPUT_ROOT/ferv39k/all_$(run_name)" \
+  --data_set FERV39K --nb_classes 7 --data_path "$DATA_PATH" \
+  --train_label_path "$LABEL_ROOT/train.csv" --test_label_path "$LABEL_ROOT/test.csv" \
+  --sdl --sdl_update_freq 100 --dropout_ratio 0 --smoothing 0 --ban_mixup
+"$PYTHON" scripts/summarize.py "$OUTPUT_ROOT/ferv39k" --pattern "*_$(run_name)"

@@ -1,0 +1,69 @@
+#!/usr/bin/env bash
+# Shared part of the published fine-tuning recipes (sourced by ft_dfew.sh, ft_ferv39k.sh, ft_mafw.sh).
+# Every value can be overridden from the environment, e.g. NUM_GPUS=4 PRETRAINED=... bash scripts/ft_dfew.sh
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+PYTHON=${PYTHON:-$( [ -x .venv/bin/python ] && echo .venv/bin/python || echo python3 )}
+NUM_GPUS=${NUM_GPUS:-$("$PYTHON" -c "import torch; print(max(torch.cuda.device_count(), 1))")}
+PRETRAINED=${PRETRAINED:-ckpts/pretrain-AffectNet-7.pth}
+LANDMARK_WEIGHTS=${LANDMARK_WEIGHTS:-ckpts/mobilefacenet_model_best.pth.tar}
+TOTAL_BATCH=${TOTAL_BATCH:-16}   # published: 2 GPUs x 8 clips; kept whatever the GPU count, so the lr scaling matches
+LR=${LR:-1e-5}
+EPOCHS=${EPOCHS:-100}
+INPUT_SIZE=${INPUT_SIZE:-224}
+SAMPLING_RATE=${SAMPLING_RATE:-1}
+OVERSAMPLE=${OVERSAMPLE:-0}      # 1: class-balanced oversampling (--use_bds), the "w/ oversampling" column
+OUTPUT_ROOT=${OUTPUT_ROOT:-saved/model/finetuning}
+
+if (( TOTAL_BATCH % NUM_GPUS )); then
+  echo "TOTAL_BATCH=$TOTAL_BATCH is not divisible by NUM_GPUS=$NUM_GPUS" >&2
+  exit 1
+fi
+BATCH_SIZE=$(( TOTAL_BATCH / NUM_GPUS ))
+
+COMMON_FLAGS=(
+  --model s2d_base_patch16_224
+  --finetune "$PRETRAINED"
+  --landmark_weights "$LANDMARK_WEIGHTS"
+  --batch_size "$BATCH_SIZE"
+  --num_sample 1
+  --input_size "$INPUT_SIZE"
+  --short_side_size "$INPUT_SIZE"
+  --save_ckpt_freq 1000
+  --num_frames 16
+  --sampling_rate "$SAMPLING_RATE"
+  --opt adamw
+  --lr "$LR"
+  --opt_betas 0.9 0.999
+  --weight_decay 0.05
+  --epochs "$EPOCHS"
+  --dist_eval
+  --test_num_segment 2
+  --test_num_crop 2
+  --num_workers 8
+  --K 2
+  --qs 16
+)
+if [ "$OVERSAMPLE" = 1 ]; then
+  COMMON_FLAGS+=(--use_bds)
+fi
+
+# run_fold OUTPUT_DIR FLAGS...: one training run (skipped when it already finished) with torchrun on NUM_GPUS.
+run_fold() {
+  local output_dir=$1; shift
+  mkdir -p "$output_dir"
+  if grep -q '"final_last_uar"' "$output_dir/log.txt" 2>/dev/null; then
+    echo "done already: $output_dir"
+    return
+  fi
+  echo "==> $output_dir"
+  "$PYTHON" -m torch.distributed.run --standalone --nproc_per_node "$NUM_GPUS" main_finetune.py \
+    "${COMMON_FLAGS[@]}" "$@" --output_dir "$output_dir" --log_dir "$output_dir" 2>&1 | tee -a "$output_dir/train.log"
+}
+
+run_name() {  # folder name of a run, from its settings
+  local sampling=""
+  [ "$OVERSAMPLE" = 1 ] && sampling="_bds"
+  echo "lr_${LR}_epoch_${EPOCHS}_size${INPUT_SIZE}_sr${SAMPLING_RATE}${sampling}"
+}
