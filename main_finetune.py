@@ -133,27 +133,35 @@ def set_seed(seed: int) -> None:
     random.seed(seed)
 
 
-def build_loaders(args, num_tasks, rank):
-    dataset_train, args.nb_classes = build_dataset(is_train=True, test_mode=False, args=args)
+def _eval_loader(dataset, sampler, batch_size, args):
+    return DataLoader(dataset, sampler=sampler, batch_size=batch_size, num_workers=args.num_workers,
+                      pin_memory=args.pin_mem and args.device.startswith("cuda"),
+                      generator=torch.Generator().manual_seed(args.seed))
+
+
+def build_test_loader(args, num_tasks, rank):
+    """Multi-view test loader, always sharded over processes (views gathered before merging)."""
+    dataset, args.nb_classes = build_dataset(is_train=False, test_mode=True, args=args)
+    sampler = DistributedSampler(dataset, num_replicas=num_tasks, rank=rank, shuffle=False)
+    return dataset, _eval_loader(dataset, sampler, args.batch_size, args)
+
+
+def build_train_val_loaders(args, num_tasks, rank):
+    """Training loader (shuffled or class-balanced, epoch-seeded) and single-view validation loader."""
+    dataset_train, _ = build_dataset(is_train=True, test_mode=False, args=args)
     dataset_val, _ = build_dataset(is_train=False, test_mode=False, args=args)
-    dataset_test, _ = build_dataset(is_train=False, test_mode=True, args=args)
     if args.use_bds:
         sampler_train = ClassBalancedSampler(dataset_train.labels, num_replicas=num_tasks, rank=rank, seed=args.seed)
     else:
         sampler_train = DistributedSampler(dataset_train, num_replicas=num_tasks, rank=rank, shuffle=True,
                                            seed=args.seed)
-    shard_val = args.distributed and args.dist_eval
-    sampler_val = DistributedSampler(dataset_val, num_replicas=num_tasks, rank=rank, shuffle=False) \
-        if shard_val else None
-    sampler_test = DistributedSampler(dataset_test, num_replicas=num_tasks, rank=rank, shuffle=False)
-    common = dict(num_workers=args.num_workers, pin_memory=args.pin_mem and args.device.startswith("cuda"))
     loader_train = DataLoader(dataset_train, sampler=sampler_train, batch_size=args.batch_size, drop_last=True,
-                              collate_fn=multiple_samples_collate if args.num_sample > 1 else None, **common)
-    loader_val = DataLoader(dataset_val, sampler=sampler_val, batch_size=int(1.5 * args.batch_size),
-                            generator=torch.Generator().manual_seed(args.seed), **common)
-    loader_test = DataLoader(dataset_test, sampler=sampler_test, batch_size=args.batch_size,
-                             generator=torch.Generator().manual_seed(args.seed), **common)
-    return (dataset_train, dataset_val, dataset_test), (loader_train, loader_val, loader_test), shard_val
+                              num_workers=args.num_workers,
+                              pin_memory=args.pin_mem and args.device.startswith("cuda"),
+                              collate_fn=multiple_samples_collate if args.num_sample > 1 else None)
+    sampler_val = DistributedSampler(dataset_val, num_replicas=num_tasks, rank=rank, shuffle=False) \
+        if args.distributed and args.dist_eval else None
+    return loader_train, _eval_loader(dataset_val, sampler_val, int(1.5 * args.batch_size), args)
 
 
 def build_criterion(args):
@@ -166,10 +174,6 @@ def build_criterion(args):
     if args.smoothing > 0:
         return LabelSmoothingCrossEntropy(smoothing=args.smoothing), None
     return torch.nn.CrossEntropyLoss(), None
-
-
-def class_names(dataset, num_classes):
-    return list(getattr(dataset, "class_names", None) or [str(i) for i in range(num_classes)])
 
 
 def report_test(args, tag, metrics, predictions, names, features=None, records=None):
@@ -215,16 +219,14 @@ def main(args):
     set_seed(args.seed + rank)
     if args.output_dir:
         os.makedirs(args.output_dir, exist_ok=True)
-    if not args.val_label_path:
+    if not args.val_label_path and not args.eval:
         args.val_label_path = args.test_label_path
         print("note: validating on the TEST split (as the original code does), so 'best' epoch numbers are "
               "selected on test data; pass --val_label_path for a separate validation split")
     print("arguments: " + json.dumps(vars(args), sort_keys=True))
 
-    datasets, loaders, shard_val = build_loaders(args, num_tasks, rank)
-    dataset_train, dataset_val, dataset_test = datasets
-    loader_train, loader_val, loader_test = loaders
-    names = class_names(dataset_test, args.nb_classes)
+    dataset_test, loader_test = build_test_loader(args, num_tasks, rank)
+    names = dataset_test.class_names
     criterion, mixup_fn = build_criterion(args)
 
     model = build_model(args.model, num_classes=args.nb_classes, num_frames=args.num_frames,
@@ -263,10 +265,11 @@ def main(args):
                               "checkpoint": checkpoint_path, "test_label_path": args.test_label_path})
         return metrics
 
+    loader_train, loader_val = build_train_val_loaders(args, num_tasks, rank)
     total_batch = args.batch_size * args.update_freq * num_tasks
-    steps_per_epoch = len(dataset_train) // total_batch
+    steps_per_epoch = len(loader_train.dataset) // total_batch
     if steps_per_epoch == 0:
-        sys.exit(f"error: {len(dataset_train)} training clips are fewer than one total batch of {total_batch}")
+        sys.exit(f"error: {len(loader_train.dataset)} training clips are fewer than one total batch of {total_batch}")
     args.lr = args.lr * total_batch / 8
     args.min_lr = args.min_lr * total_batch / 256
     print(f"total batch {total_batch}, {steps_per_epoch} steps per epoch, lr {args.lr:.3g}, min lr {args.min_lr:.3g}")
@@ -317,7 +320,7 @@ def main(args):
             model_ema=model_ema, mixup_fn=mixup_fn, sdl=sdl, sdl_update_freq=args.sdl_update_freq,
             log_writer=log_writer, progress=progress)
         val_stats, *_ = engine.evaluate(model, landmark, loader_val, device, args.nb_classes, amp_dtype,
-                                        gather=shard_val)
+                                        gather=isinstance(loader_val.sampler, DistributedSampler))
         improved = best_metric is None or val_stats[args.val_metric] > best_metric
         if improved:
             best_metric, best_epoch = val_stats[args.val_metric], epoch

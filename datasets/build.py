@@ -1,14 +1,15 @@
 """Dataset construction from the command-line arguments of the training script."""
 from argparse import Namespace
 
+from .classes import DFEW_CLASSES, FERV39K_CLASSES, MAFW_CLASSES
 from .video_dataset import VideoClsDataset
 
 JPEG = (".jpg", ".jpeg")
-# name -> (fixed class count or None, accepted frame extensions)
+# name -> (class names, or None when --nb_classes decides; accepted frame extensions)
 DATASETS = {
-    "DFEW": (7, JPEG),
-    "FERV39K": (7, JPEG),
-    "MAFW": (11, (".png",)),
+    "DFEW": (DFEW_CLASSES, JPEG),
+    "FERV39K": (FERV39K_CLASSES, JPEG),
+    "MAFW": (MAFW_CLASSES, (".png",)),
     "FRAMES": (None, JPEG + (".png",)),
 }
 ALIASES = {"FERV39k": "FERV39K"}
@@ -19,7 +20,8 @@ def build_dataset(is_train: bool, test_mode: bool, args: Namespace) -> tuple[Vid
     name = ALIASES.get(args.data_set, args.data_set)
     if name not in DATASETS:
         raise ValueError(f"--data_set must be one of {sorted(DATASETS) + sorted(ALIASES)}, got {args.data_set!r}")
-    fixed_classes, extensions = DATASETS[name]
+    class_names, extensions = DATASETS[name]
+    fixed_classes = len(class_names) if class_names else None
     if fixed_classes is None:
         if args.nb_classes is None or args.nb_classes < 1:
             raise ValueError(f"--data_set FRAMES needs a positive --nb_classes, got {args.nb_classes}")
@@ -41,4 +43,5 @@ def build_dataset(is_train: bool, test_mode: bool, args: Namespace) -> tuple[Vid
         test_num_crop=args.test_num_crop, num_sample=args.num_sample, aa=args.aa,
         train_interpolation=args.train_interpolation, reprob=args.reprob, remode=args.remode,
         recount=args.recount, skip_bad_clips=args.skip_bad_clips)
+    dataset.class_names = list(class_names) if class_names else [str(i) for i in range(nb_classes)]
     return dataset, nb_classes

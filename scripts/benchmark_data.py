@@ -67,8 +67,9 @@ def _benchmark_one_thread(args: argparse.Namespace) -> dict:
             raise ValueError("--label_path is required with --data_path")
         else:
             data_path, label_path = args.data_path, args.label_path
-        nb_classes, extensions = DATASETS[args.data_set]
-        common = dict(anno_path=str(label_path), data_path=str(data_path), nb_classes=nb_classes or args.nb_classes,
+        class_names, extensions = DATASETS[args.data_set]
+        common = dict(anno_path=str(label_path), data_path=str(data_path),
+                      nb_classes=len(class_names) if class_names else args.nb_classes,
                       frame_extensions=extensions, clip_len=16, input_size=224, short_side_size=224,
                       test_num_segment=2, test_num_crop=2)
         train_rate = _items_per_second(VideoClsDataset(mode="train", **common), args.num_items)

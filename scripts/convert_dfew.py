@@ -11,11 +11,12 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a file: import scripts.*
+from datasets.classes import DFEW_CLASSES
 from scripts.annotation_io import (AnnotationError, converter_cli, csv_records, parse_label,
                                    unique_rows)
 
 HEADER = ('video_name', 'label')
-NUM_CLASSES = 7
+NUM_CLASSES = len(DFEW_CLASSES)
 SPLIT_FOLDERS = {'train': 'train(single-labeled)', 'test': 'test(single-labeled)'}
 
 

@@ -9,11 +9,11 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a file: import scripts.*
+from datasets.classes import FERV39K_CLASSES
 from scripts.annotation_io import (AnnotationError, converter_cli,
                                    numbered_lines, parse_label, unique_rows)
 
 HEADER = ('path', 'id')
-FERV39K_CLASSES = ('angry', 'disgust', 'fear', 'happy', 'neutral', 'sad', 'surprise')
 
 
 def parse_line(path, line_number, text):

@@ -9,11 +9,10 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a file: import scripts.*
+from datasets.classes import MAFW_CLASSES
 from scripts.annotation_io import AnnotationError, converter_cli, numbered_lines, unique_rows
 
 HEADER = ('video_name', 'labels')
-MAFW_CLASSES = ('anger', 'anxiety', 'contempt', 'disappointment', 'disgust', 'fear', 'happiness',
-                'helplessness', 'neutral', 'sadness', 'surprise')
 VIDEO_SUFFIX = '.mp4'
 
 
