@@ -240,8 +240,10 @@ def main(args):
         load_checkpoint(model, args.finetune, "pretrained", trust=args.trust_checkpoint)
         freeze_for_finetuning(model, fix_lgp=args.fix_lgp)
     else:
-        n_params = sum(p.numel() for p in model.parameters()) / 1e6
-        print(f"no --finetune checkpoint: training every parameter of {args.model} from scratch ({n_params:.2f} M)")
+        n_total = sum(p.numel() for p in model.parameters()) / 1e6
+        n_trainable = sum(p.numel() for p in model.parameters() if p.requires_grad) / 1e6
+        print(f"no --finetune checkpoint: training {args.model} from scratch, every parameter but the fixed "
+              f"pos_embed (Number of total parameters: {n_total:.2f} M, trainable parameters: {n_trainable:.2f} M)")
     model.to(device)
     landmark = LandmarkFeatures(None if args.landmark_weights == "random" else args.landmark_weights,
                                 trust=args.trust_checkpoint).to(device)
@@ -318,7 +320,8 @@ def main(args):
             steps_per_epoch=steps_per_epoch, update_freq=args.update_freq, lr_schedule=lr_schedule,
             wd_schedule=wd_schedule, scaler=scaler, amp_dtype=amp_dtype, clip_grad=args.clip_grad,
             model_ema=model_ema, mixup_fn=mixup_fn, sdl=sdl, sdl_update_freq=args.sdl_update_freq,
-            log_writer=log_writer, progress=progress)
+            log_writer=log_writer, progress=progress,
+            steps_after=(args.epochs - epoch - 1) * steps_per_epoch * args.update_freq)
         val_stats, *_ = engine.evaluate(model, landmark, loader_val, device, args.nb_classes, amp_dtype,
                                         gather=isinstance(loader_val.sampler, DistributedSampler))
         improved = best_metric is None or val_stats[args.val_metric] > best_metric

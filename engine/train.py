@@ -20,10 +20,11 @@ def apply_schedule(optimizer, lr: float, weight_decay: float) -> None:
 def train_one_epoch(model, landmark, criterion, loader, optimizer, device, epoch, *, steps_per_epoch,
                     update_freq, lr_schedule, wd_schedule, scaler=None, amp_dtype=None, clip_grad=None,
                     model_ema=None, mixup_fn=None, sdl=None, sdl_update_freq=1, log_writer=None,
-                    progress=None):
+                    progress=None, steps_after=0):
     """Train for one epoch and return the averaged statistics.
 
-    `progress` is a ProgressLogger (its meters collect the statistics). The SDL term is added from
+    `progress` is a ProgressLogger (its meters collect the statistics); `steps_after` is the number of
+    loader steps left in the run after this epoch (for the run's ETA). The SDL term is added from
     epoch 21 on; in epochs divisible by `sdl_update_freq` (after 20) the SDL queues are refreshed
     after every step from a gradient-free pass of the (still train-mode) model on the un-mixed batch.
     """
@@ -34,7 +35,7 @@ def train_one_epoch(model, landmark, criterion, loader, optimizer, device, epoch
     refresh_sdl = sdl is not None and epoch > 20 and epoch % sdl_update_freq == 0
     params = [p for p in model.parameters() if p.requires_grad]
     total_steps = steps_per_epoch * update_freq
-    batches = progress.log_every(loader, total_steps, samples_per_step=loader.batch_size)
+    batches = progress.log_every(loader, total_steps, samples_per_step=loader.batch_size, steps_after=steps_after)
     for data_iter_step, (videos, targets, _) in enumerate(batches):
         step = data_iter_step // update_freq
         if step >= steps_per_epoch:
