@@ -201,6 +201,16 @@ def report_test(args, tag, metrics, predictions, names, features=None, records=N
                    os.path.join(args.output_dir, f"features_{tag}.pt"))
 
 
+def run_test(args, tag, model, landmark, loader, device, amp_dtype, names):
+    """Multi-view test of every clip, gathered over processes; the main process reports and writes files."""
+    metrics, predictions, records, features = engine.evaluate(
+        model, landmark, loader, device, args.nb_classes, amp_dtype, gather=True, keep_features=args.save_feature,
+        progress=ProgressLogger(f"Test ({tag} model):", args.print_freq))
+    if engine.is_main_process():
+        report_test(args, tag, metrics, predictions, names, features if args.save_feature else None, records)
+    return metrics
+
+
 def append_log(args, entry):
     if args.output_dir and engine.is_main_process():
         with open(os.path.join(args.output_dir, "log.txt"), "a") as f:
@@ -256,15 +266,10 @@ def main(args):
             find_unused_parameters=True)  # the last prompt_norm is trainable but never used (spec quirk)
 
     if args.eval:
-        progress = ProgressLogger("Test:", args.print_freq)
-        metrics, predictions, records, features = engine.evaluate(
-            model, landmark, loader_test, device, args.nb_classes, amp_dtype, gather=True,
-            keep_features=args.save_feature, progress=progress)
-        if engine.is_main_process():
-            report_test(args, "eval", metrics, predictions, names, features if args.save_feature else None, records)
-            append_log(args, {"final_uar": metrics["uar"], "final_war": metrics["war"],
-                              **{f"final_{k}": v for k, v in metrics.items() if k not in ("uar", "war")},
-                              "checkpoint": checkpoint_path, "test_label_path": args.test_label_path})
+        metrics = run_test(args, "eval", model, landmark, loader_test, device, amp_dtype, names)
+        append_log(args, {"final_uar": metrics["uar"], "final_war": metrics["war"],
+                          **{f"final_{k}": v for k, v in metrics.items() if k not in ("uar", "war")},
+                          "checkpoint": checkpoint_path, "test_label_path": args.test_label_path})
         return metrics
 
     loader_train, loader_val = build_train_val_loaders(args, num_tasks, rank)
@@ -355,12 +360,7 @@ def main(args):
             engine.barrier()
             load_checkpoint(model_without_ddp, os.path.join(args.output_dir, "checkpoint-best.pth"), "finetuned",
                             trust=args.trust_checkpoint)
-        progress = ProgressLogger(f"Test ({tag} model):", args.print_freq)
-        metrics, predictions, records, features = engine.evaluate(
-            model, landmark, loader_test, device, args.nb_classes, amp_dtype, gather=True,
-            keep_features=args.save_feature, progress=progress)
-        if engine.is_main_process():
-            report_test(args, tag, metrics, predictions, names, features if args.save_feature else None, records)
+        metrics = run_test(args, tag, model, landmark, loader_test, device, amp_dtype, names)
         final.update({f"final_{tag}_{k}": v for k, v in metrics.items()})
     final["best_epoch"] = best_epoch
     append_log(args, final)
