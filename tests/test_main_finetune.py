@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from datasets.synthetic import write_synthetic_dfew
-from engine import NonFiniteLossError, ProgressLogger, train_one_epoch
+from engine import SDL, NonFiniteLossError, ProgressLogger, train_one_epoch
 from models import LandmarkFeatures, build_model
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -165,3 +165,22 @@ def test_non_finite_loss_stops_with_epoch_and_step():
         train_one_epoch(model, landmark, criterion, loader, optimizer, torch.device("cpu"), 3, steps_per_epoch=2,
                         update_freq=1, lr_schedule=[1e-4] * 10, wd_schedule=[0.05] * 10,
                         progress=ProgressLogger("test"))
+
+
+@pytest.mark.parametrize("epoch, adds_loss, refreshes", [(20, False, False), (21, True, True), (22, True, False)])
+def test_sdl_term_and_queue_refresh_follow_the_epoch_schedule(epoch, adds_loss, refreshes):
+    torch.manual_seed(0)
+    model = build_model("s2d_tiny_patch8_112", num_frames=2, num_classes=3)
+    sdl = SDL(num_classes=3, dim=model.embed_dim, queue_size=4)
+    queue_before = sdl.queue.clone()
+    loader = torch.utils.data.DataLoader([(torch.randn(3, 2, 112, 112), i % 3, i) for i in range(2)], batch_size=2)
+    progress = ProgressLogger("test")
+    train_one_epoch(model, LandmarkFeatures(None), torch.nn.functional.cross_entropy, loader,
+                    torch.optim.AdamW(model.parameters()), torch.device("cpu"), epoch, steps_per_epoch=1,
+                    update_freq=1, lr_schedule=[1e-4] * 30, wd_schedule=[0.05] * 30, sdl=sdl, sdl_update_freq=7,
+                    progress=progress)
+    assert ("sdl_loss" in progress.meters) == adds_loss
+    assert (not torch.equal(sdl.queue, queue_before)) == refreshes
+    if refreshes:  # labels 0 and 1 each pushed one feature; class 2 untouched
+        assert torch.equal(sdl.queue[2], queue_before[2])
+        assert torch.equal(sdl.queue[0, :-1], queue_before[0, 1:])
