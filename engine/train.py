@@ -47,7 +47,9 @@ def train_one_epoch(model, landmark, criterion, loader, optimizer, device, epoch
 
         videos = videos.to(device, non_blocking=True)
         targets = targets.to(device, non_blocking=True)
-        samples, soft_targets = mixup_fn(videos, targets) if mixup_fn is not None else (videos, targets)
+        samples, soft_targets = videos, targets
+        if mixup_fn is not None:  # timm mixes in place: keep the clean batch when the SDL queues need it
+            samples, soft_targets = mixup_fn(videos.clone() if refresh_sdl else videos, targets)
 
         sync = contextlib.nullcontext() if is_update_step or not hasattr(model, "no_sync") else model.no_sync()
         with sync:

@@ -184,3 +184,20 @@ def test_sdl_term_and_queue_refresh_follow_the_epoch_schedule(epoch, adds_loss, 
     if refreshes:  # labels 0 and 1 each pushed one feature; class 2 untouched
         assert torch.equal(sdl.queue[2], queue_before[2])
         assert torch.equal(sdl.queue[0, :-1], queue_before[0, 1:])
+
+
+def test_sdl_queues_are_refreshed_from_the_unmixed_batch():
+    torch.manual_seed(0)
+    model = build_model("s2d_tiny_patch8_112", num_frames=2, num_classes=3, head_dropout=0.0)
+    sdl = SDL(num_classes=3, dim=model.embed_dim, queue_size=4)
+    loader = torch.utils.data.DataLoader([(torch.randn(3, 2, 112, 112), i, i) for i in range(2)], batch_size=2)
+
+    def blank_mixup(x, target):  # mixes in place, as timm's Mixup does
+        return x.zero_(), torch.nn.functional.one_hot(target, 3).float()
+
+    train_one_epoch(model, LandmarkFeatures(None), lambda logits, t: -(t * logits.log_softmax(-1)).sum(-1).mean(),
+                    loader, torch.optim.SGD(model.parameters(), lr=0.0), torch.device("cpu"), 21,
+                    steps_per_epoch=1, update_freq=1, lr_schedule=[0.0] * 30, wd_schedule=[0.0] * 30,
+                    mixup_fn=blank_mixup, sdl=sdl, sdl_update_freq=7, progress=ProgressLogger("test"))
+    # two different clean clips give different features; two blanked ones would give equal features
+    assert not torch.allclose(sdl.queue[0, -1], sdl.queue[1, -1])
