@@ -79,7 +79,7 @@ def train_one_epoch(model, landmark, criterion, loader, optimizer, device, epoch
                 optimizer.step()
             optimizer.zero_grad()
             if model_ema is not None:
-                model_ema.update(model)
+                model_ema.update(getattr(model, "module", model))  # unwrap DDP
 
         if refresh_sdl:
             with torch.no_grad(), autocast:

@@ -36,7 +36,8 @@ def tiny_args(data, output_dir, *extra):
             "--input_size", "112", "--short_side_size", "112", "--num_frames", "4", "--batch_size", "4",
             "--num_sample", "1", "--epochs", str(EPOCHS), "--warmup_epochs", "1", "--lr", "1e-3",
             "--test_num_segment", "2", "--test_num_crop", "1", "--num_workers", "0", "--device", "cpu",
-            "--landmark_weights", "random", "--output_dir", str(output_dir), "--print_freq", "2", *extra]
+            "--landmark_weights", "random", "--model_ema", "--model_ema_decay", "0.9",
+            "--output_dir", str(output_dir), "--print_freq", "2", *extra]
 
 
 def run_main(args, check=True, launcher=(sys.executable, "main_finetune.py")):
@@ -99,11 +100,12 @@ def test_killed_run_resumes_to_the_same_result(data, trained, tmp_path):
     run_main(tiny_args(data, output_dir))
     final, reference = read_log(output_dir)[-1], read_log(reference_dir)[-1]
     assert final == reference
-    resumed = torch.load(output_dir / "checkpoint.pth", weights_only=False)["model"]
-    uninterrupted = torch.load(reference_dir / "checkpoint.pth", weights_only=False)["model"]
-    assert resumed.keys() == uninterrupted.keys()
-    for key in resumed:
-        assert torch.equal(resumed[key], uninterrupted[key]), key
+    resumed = torch.load(output_dir / "checkpoint.pth", weights_only=False)
+    uninterrupted = torch.load(reference_dir / "checkpoint.pth", weights_only=False)
+    for entry in ("model", "model_ema"):
+        assert resumed[entry].keys() == uninterrupted[entry].keys()
+        for key in resumed[entry]:
+            assert torch.equal(resumed[entry][key], uninterrupted[entry][key]), (entry, key)
 
 
 def _original_layout_checkpoint(trained, tmp_path):
