@@ -38,4 +38,4 @@ CUDA_VISIBLE_DEVICES="" .venv/bin/python main_finetune.py \
 
 echo
 echo "demo outputs in $OUTPUT: log.txt (per-epoch and final metrics), train.log, confusion_matrix_{last,best}.{txt,png},"
-echo "pred.csv, checkpoint.pth, checkpoint-best.pth"
+echo "pred.csv, pred_best.csv, checkpoint.pth, checkpoint-best.pth"
