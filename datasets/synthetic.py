@@ -13,7 +13,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 from sklearn.model_selection import StratifiedKFold, train_test_split
 
-DFEW_CLASSES = ('happy', 'sad', 'neutral', 'angry', 'surprise', 'disgust', 'fear')
+from .classes import DFEW_CLASSES
 FRAME_EXTENSIONS = ('jpg', 'png')
 PARAMETERS_FILE = 'synthetic.json'
 JPEG_QUALITY = 90
