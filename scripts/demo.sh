@@ -9,7 +9,8 @@
 #     EPOCHS epochs, no mixup/cutmix, one test view (1 segment x 1 crop) instead of 2 x 2.
 # Status: this configuration does NOT reach the target UAR (>= 80%); from scratch the model stays
 # near chance (14.3% UAR at epochs 1-3 of an 8-epoch run, 2026-11-25, 2 cores, ~80 s per epoch),
-# so the default is 5 epochs to stay under 10 minutes. See README "Known limitation of the demo".
+# so the default is 5 epochs to stay under 10 minutes: `bash scripts/demo.sh` took 8 min 10 s with
+# final UAR/WAR 16.67%/16.67% (2026-11-25, data already generated). See README "Known limitation".
 # Every value can be overridden from the environment, e.g. EPOCHS=20 bash scripts/demo.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
