@@ -165,7 +165,7 @@ def build_train_val_loaders(args, num_tasks, rank):
 
 
 def build_criterion(args):
-    mixup_fn = None
+    """(loss, video mixup or None): soft-target CE with mixup, else label smoothing, else plain CE."""
     if not args.ban_mixup and (args.mixup > 0 or args.cutmix > 0 or args.cutmix_minmax is not None):
         mixup_fn = VideoMixup(mixup_alpha=args.mixup, cutmix_alpha=args.cutmix, cutmix_minmax=args.cutmix_minmax,
                               prob=args.mixup_prob, switch_prob=args.mixup_switch_prob, mode=args.mixup_mode,
