@@ -16,10 +16,15 @@ RANDOM_WEIGHTS_SEED = 0
 
 
 class LandmarkFeatures(nn.Module):
-    """`forward(video (B,3,T,H,W)) -> conv_4 features (B*T,128,14,14)`; frozen and always in eval mode."""
+    """`forward(video (B,3,T,H,W)) -> conv_4 features (B*T,128,g,g)`; frozen and always in eval mode.
 
-    def __init__(self, weights=None, trust=False):
+    Frames are resized to g * 8 pixels (112 for the paper's 14x14 grid), so the feature grid g
+    matches the ViT's patch grid.
+    """
+
+    def __init__(self, weights=None, trust=False, grid_size=14):
         super().__init__()
+        self.input_size = grid_size * MobileFaceNet.feature_stride
         if weights is None:
             with torch.random.fork_rng(devices=[]):
                 torch.manual_seed(RANDOM_WEIGHTS_SEED)
@@ -42,7 +47,7 @@ class LandmarkFeatures(nn.Module):
         if video.ndim != 5 or video.shape[1] != 3:
             raise ValueError(f'expected a video of shape (B, 3, T, H, W), got {tuple(video.shape)}')
         frames = rearrange(video, 'b c t h w -> (b t) c h w')
-        size = MobileFaceNet.input_size
+        size = self.input_size
         if frames.shape[-2:] != (size, size):
             frames = F.interpolate(frames, size=(size, size), mode='bilinear', align_corners=True)
         return self.net.features(frames)

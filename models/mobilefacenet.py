@@ -72,6 +72,7 @@ class MobileFaceNet(nn.Module):
     """`forward(x (N,3,112,112)) -> (landmarks (N,136), conv_4 features (N,128,14,14))`."""
 
     input_size = 112
+    feature_stride = 8  # of the conv_4 features
 
     def __init__(self):
         super().__init__()

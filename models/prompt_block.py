@@ -1,4 +1,5 @@
-"""Multi-view complementary prompter block: landmark-guided prompt p and temporal adapter output q."""
+"""Multi-view complementary prompter block: landmark-guided prompt p and, in the video model, the
+temporal adapter output q."""
 from einops import rearrange
 from torch import nn
 
@@ -7,23 +8,24 @@ from .tma import TemporalModelingAdapter
 
 
 class PromptBlock(nn.Module):
-    """`forward(rgb_map, landmark_map (B*T, D, g, g)) -> (p (B*T, D, g, g), q (B*T, g*g, D))`.
+    """`forward(rgb_map, landmark_map (N, D, g, g)) -> (p (N, D, g, g), q (N, g*g, D) or None)`.
 
+    With `num_frames` the block holds the TMA (video model); without it q is None (image model).
     Takes the two halves of the original's channel-concatenated input separately (same result,
     no concat/split copy).
     """
 
-    def __init__(self, dim, num_frames, hidden_channels=8, adapter_ratio=0.25):
+    def __init__(self, dim, hidden_channels=8, num_frames=None, adapter_ratio=0.25):
         super().__init__()
         self.conv0_0 = nn.Conv2d(dim, hidden_channels, 1)
         self.conv0_1 = nn.Conv2d(dim, hidden_channels, 1)
         self.conv1x1 = nn.Conv2d(hidden_channels, dim, 1)
         self.fovea = Fovea()
-        self.TMA = TemporalModelingAdapter(dim, num_frames, adapter_ratio)
+        self.TMA = TemporalModelingAdapter(dim, num_frames, adapter_ratio) if num_frames is not None else None
         for conv in (self.conv0_0, self.conv0_1, self.conv1x1):
             nn.init.xavier_uniform_(conv.weight)
 
     def forward(self, rgb_map, landmark_map):
-        q = self.TMA(rearrange(rgb_map, 'b d h w -> b (h w) d'))
+        q = None if self.TMA is None else self.TMA(rearrange(rgb_map, 'b d h w -> b (h w) d'))
         p = self.conv1x1(self.fovea(self.conv0_0(rgb_map)) + self.conv0_1(landmark_map))
         return p, q

@@ -1,15 +1,25 @@
-"""Named S2D configurations."""
+"""Named S2D configurations: video models (S2D) and the static-stage image models (S2DImage)."""
+from .image_model import S2DImage
 from .s2d import S2D
 
-MODEL_CONFIGS = {
+BACKBONES = {
     # The paper's model: ViT-B/16 at 224.
-    's2d_base_patch16_224': dict(img_size=224, patch_size=16, embed_dim=768, depth=12, num_heads=12),
+    'base_patch16_224': dict(img_size=224, patch_size=16, embed_dim=768, depth=12, num_heads=12),
     # A small model with the same 14x14 grid as the landmark features, for quick experiments.
-    's2d_tiny_patch8_112': dict(img_size=112, patch_size=8, embed_dim=192, depth=4, num_heads=3),
+    'tiny_patch8_112': dict(img_size=112, patch_size=8, embed_dim=192, depth=4, num_heads=3),
+    # The CPU demo's model: an 8x8 grid, matched by the landmark network at 64 px.
+    'tiny_patch8_64': dict(img_size=64, patch_size=8, embed_dim=192, depth=4, num_heads=3),
 }
+MODEL_CONFIGS = {**{f's2d_{name}': (S2D, config) for name, config in BACKBONES.items()},
+                 **{f's2d_image_{name}': (S2DImage, config) for name, config in BACKBONES.items()}}
+
+
+def is_image_model(name):
+    return name in MODEL_CONFIGS and MODEL_CONFIGS[name][0] is S2DImage
 
 
 def build_model(name, **overrides):
     if name not in MODEL_CONFIGS:
         raise ValueError(f'unknown model {name!r}; known models: {sorted(MODEL_CONFIGS)}')
-    return S2D(**{**MODEL_CONFIGS[name], **overrides})
+    model_class, config = MODEL_CONFIGS[name]
+    return model_class(**{**config, **overrides})
