@@ -20,9 +20,10 @@ from torch.utils.data import DataLoader, DistributedSampler
 
 import engine
 from datasets import ClassBalancedSampler, VideoMixup, build_dataset, multiple_samples_collate
+from datasets.build import ALIASES, DATASETS, is_image_dataset
 from engine import ProgressLogger, SDL, cosine_scheduler
 from engine.metrics import format_confusion_matrix, plot_confusion_matrix
-from models import LandmarkFeatures, build_model, freeze_for_finetuning, load_checkpoint
+from models import LandmarkFeatures, build_model, freeze_for_finetuning, is_image_model, load_checkpoint
 
 VAL_METRICS = ["acc1", "acc5", "war", "uar", "weighted_f1", "micro_f1", "macro_f1"]
 
@@ -35,9 +36,11 @@ def get_args_parser():
     p.add_argument("--save_ckpt_freq", default=1, type=int, help="also keep checkpoint-{epoch}.pth every N epochs")
 
     g = p.add_argument_group("model")
-    g.add_argument("--model", default="s2d_base_patch16_224", type=str)
+    g.add_argument("--model", default="s2d_base_patch16_224", type=str,
+                   help="a video model s2d_*, or an image model s2d_image_* for the static stage")
     g.add_argument("--input_size", default=224, type=int)
     g.add_argument("--dropout_ratio", default=0.5, type=float, help="head dropout")
+    g.add_argument("--drop_path", default=0.0, type=float, help="stochastic depth rate of the ViT blocks")
     g.add_argument("--scale_factor", default=0.25, type=float, help="adapter hidden size / embed dim")
     g.add_argument("--fix_lgp", action="store_true", help="also freeze the landmark-guided prompt generators")
     g.add_argument("--model_ema", action="store_true")
@@ -82,13 +85,16 @@ def get_args_parser():
     g.add_argument("--ban_mixup", action="store_true")
 
     g = p.add_argument_group("data")
-    g.add_argument("--data_set", default="DFEW", choices=["DFEW", "FERV39K", "FERV39k", "MAFW", "FRAMES"])
+    g.add_argument("--data_set", default="DFEW", choices=sorted(DATASETS) + sorted(ALIASES),
+                   help="video datasets (frame folders) or, for the static stage, image datasets "
+                        "(IMAGES, RAFDB, AffectNet7, AffectNet8: one image per CSV row)")
     g.add_argument("--data_path", default="data/DFEW/Clip/clip_224x224_16f", type=str)
     g.add_argument("--train_label_path", default="", type=str)
     g.add_argument("--val_label_path", default="", type=str,
                    help="validation split for picking the best epoch (default: the test split, as the original)")
     g.add_argument("--test_label_path", default="", type=str)
-    g.add_argument("--nb_classes", default=None, type=int, help="class count (default: the data set's; needed for FRAMES)")
+    g.add_argument("--nb_classes", default=None, type=int,
+                   help="class count (default: the data set's; needed for FRAMES and IMAGES)")
     g.add_argument("--num_frames", default=16, type=int)
     g.add_argument("--sampling_rate", default=1, type=int)
     g.add_argument("--short_side_size", default=224, type=int)
@@ -108,7 +114,8 @@ def get_args_parser():
     g.add_argument("--sdl_update_freq", default=50, type=int)
 
     g = p.add_argument_group("run")
-    g.add_argument("--finetune", default="", help="start from this pre-trained checkpoint (freezes the backbone)")
+    g.add_argument("--finetune", default="", help="start from this pre-trained checkpoint: a static image model "
+                   "for a video model (freezes the backbone), MAE weights for an image model (all train)")
     g.add_argument("--resume", default="", help="resume training from this checkpoint")
     g.add_argument("--auto_resume", action="store_true")
     g.add_argument("--no_auto_resume", action="store_false", dest="auto_resume")
@@ -162,6 +169,18 @@ def build_train_val_loaders(args, num_tasks, rank):
     sampler_val = DistributedSampler(dataset_val, num_replicas=num_tasks, rank=rank, shuffle=False) \
         if args.distributed and args.dist_eval else None
     return loader_train, _eval_loader(dataset_val, sampler_val, int(1.5 * args.batch_size), args)
+
+
+def create_model(args):
+    """The --model for the data set: a video model (S2D) or a static-stage image model (S2DImage)."""
+    if is_image_model(args.model):
+        return build_model(args.model, num_classes=args.nb_classes, drop_path_rate=args.drop_path)
+    if is_image_dataset(args.data_set):
+        sys.exit(f"error: --data_set {args.data_set} holds images: train an image model (s2d_image_*) on it, "
+                 f"not the video model {args.model}")
+    return build_model(args.model, num_classes=args.nb_classes, num_frames=args.num_frames,
+                       head_dropout=args.dropout_ratio, adapter_ratio=args.scale_factor,
+                       drop_path_rate=args.drop_path)
 
 
 def build_criterion(args):
@@ -239,8 +258,7 @@ def main(args):
     names = dataset_test.class_names
     criterion, mixup_fn = build_criterion(args)
 
-    model = build_model(args.model, num_classes=args.nb_classes, num_frames=args.num_frames,
-                        head_dropout=args.dropout_ratio, adapter_ratio=args.scale_factor)
+    model = create_model(args)
     if args.eval:
         checkpoint_path = args.resume or args.finetune
         if not checkpoint_path:
@@ -248,15 +266,17 @@ def main(args):
         load_checkpoint(model, checkpoint_path, "finetuned", trust=args.trust_checkpoint)
     elif args.finetune:
         load_checkpoint(model, args.finetune, "pretrained", trust=args.trust_checkpoint)
+    if args.finetune and not args.eval and not is_image_model(args.model):
         freeze_for_finetuning(model, fix_lgp=args.fix_lgp)
-    else:
+    elif not args.eval:
         n_total = sum(p.numel() for p in model.parameters()) / 1e6
         n_trainable = sum(p.numel() for p in model.parameters() if p.requires_grad) / 1e6
-        print(f"no --finetune checkpoint: training {args.model} from scratch, every parameter but the fixed "
-              f"pos_embed (Number of total parameters: {n_total:.2f} M, trainable parameters: {n_trainable:.2f} M)")
+        start = f"from {args.finetune}" if args.finetune else "from scratch"
+        print(f"training {args.model} {start}, every parameter but the fixed pos_embed "
+              f"(Number of total parameters: {n_total:.2f} M, trainable parameters: {n_trainable:.2f} M)")
     model.to(device)
     landmark = LandmarkFeatures(None if args.landmark_weights == "random" else args.landmark_weights,
-                                trust=args.trust_checkpoint).to(device)
+                                trust=args.trust_checkpoint, grid_size=model.grid_size).to(device)
     sdl = SDL(args.nb_classes, model.embed_dim, k=args.K, queue_size=args.qs).to(device) if args.sdl else None
     model_ema = ModelEmaV3(model, decay=args.model_ema_decay) if args.model_ema and not args.eval else None
     model_without_ddp = model

@@ -31,8 +31,8 @@ def _frame_names(folder: str, extensions: tuple[str, ...]) -> list[str]:
 
 
 def _check_row(row: list[str], data_path: str, nb_classes: int, extensions: tuple[str, ...],
-               seen: set[str]) -> tuple[str | None, Clip | None]:
-    """(reason the row is bad, None) or (None, the clip)."""
+               seen: set[str], images: bool) -> tuple[str | None, Clip | None]:
+    """(reason the row is bad, None) or (None, the clip; with `images`, a one-frame clip)."""
     if len(row) != 2:
         return f"expected 2 columns (clip path, label), got {len(row)}: {row!r}", None
     clip_id, label_text = row
@@ -46,6 +46,13 @@ def _check_row(row: list[str], data_path: str, nb_classes: int, extensions: tupl
     if clip_id in seen:
         return f"clip {clip_id!r} appears more than once", None
     seen.add(clip_id)
+    if images:
+        path = os.path.join(data_path, clip_id)
+        if not os.path.isfile(path):
+            return f"image file {path!r} does not exist", None
+        if os.path.splitext(path)[1].lower() not in extensions:
+            return f"image file {path!r} does not have an extension {'/'.join(extensions)}", None
+        return None, Clip(clip_id, label, os.path.dirname(path), np.array([os.path.basename(path)]))
     folder = os.path.join(data_path, clip_id)
     if not os.path.isdir(folder):
         return f"clip folder {folder!r} does not exist", None
@@ -56,8 +63,9 @@ def _check_row(row: list[str], data_path: str, nb_classes: int, extensions: tupl
 
 
 def read_annotations(csv_path: str, data_path: str, nb_classes: int,
-                     extensions: tuple[str, ...], skip_bad_clips: bool = False) -> list[Clip]:
-    """Every clip of `csv_path`, validated against `data_path`.
+                     extensions: tuple[str, ...], skip_bad_clips: bool = False, images: bool = False) -> list[Clip]:
+    """Every clip of `csv_path`, validated against `data_path`; with `images` the rows name image
+    files, each read as a one-frame clip.
 
     All offending rows are collected; they raise one ValueError, or with `skip_bad_clips` are
     dropped with one summary warning.
@@ -79,7 +87,7 @@ def read_annotations(csv_path: str, data_path: str, nb_classes: int,
         raise ValueError(f"annotation file {csv_path!r} has a header but no clip rows")
     problems, clips, seen = [], [], set()
     for line_number, row in enumerate(rows[1:], start=2):
-        reason, clip = _check_row(row, data_path, nb_classes, extensions, seen)
+        reason, clip = _check_row(row, data_path, nb_classes, extensions, seen, images)
         if reason is None:
             clips.append(clip)
         else:

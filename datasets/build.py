@@ -1,22 +1,40 @@
 """Dataset construction from the command-line arguments of the training script."""
 from argparse import Namespace
 
-from .classes import DFEW_CLASSES, FERV39K_CLASSES, MAFW_CLASSES
+from .classes import (AFFECTNET7_CLASSES, AFFECTNET8_CLASSES, DFEW_CLASSES, FERV39K_CLASSES, MAFW_CLASSES,
+                      RAFDB_CLASSES)
 from .video_dataset import VideoClsDataset
 
 JPEG = (".jpg", ".jpeg")
+IMAGE = JPEG + (".png",)
 # name -> (class names, or None when --nb_classes decides; accepted frame extensions)
-DATASETS = {
+VIDEO_DATASETS = {
     "DFEW": (DFEW_CLASSES, JPEG),
     "FERV39K": (FERV39K_CLASSES, JPEG),
     "MAFW": (MAFW_CLASSES, (".png",)),
-    "FRAMES": (None, JPEG + (".png",)),
+    "FRAMES": (None, IMAGE),
 }
+# static stage: CSV rows name image files, each a one-frame clip
+IMAGE_DATASETS = {
+    "IMAGES": (None, IMAGE),
+    "RAFDB": (RAFDB_CLASSES, IMAGE),
+    "AffectNet7": (AFFECTNET7_CLASSES, IMAGE),
+    "AffectNet8": (AFFECTNET8_CLASSES, IMAGE),
+}
+DATASETS = {**VIDEO_DATASETS, **IMAGE_DATASETS}
 ALIASES = {"FERV39k": "FERV39K"}
 
 
+def is_image_dataset(name: str) -> bool:
+    return ALIASES.get(name, name) in IMAGE_DATASETS
+
+
 def build_dataset(is_train: bool, test_mode: bool, args: Namespace) -> tuple[VideoClsDataset, int]:
-    """(dataset, nb_classes) for the train (is_train), test (test_mode) or validation split."""
+    """(dataset, nb_classes) for the train (is_train), test (test_mode) or validation split.
+
+    Image datasets give one-frame clips and a single test view, whatever --num_frames and
+    --test_num_segment/--test_num_crop say.
+    """
     name = ALIASES.get(args.data_set, args.data_set)
     if name not in DATASETS:
         raise ValueError(f"--data_set must be one of {sorted(DATASETS) + sorted(ALIASES)}, got {args.data_set!r}")
@@ -24,7 +42,7 @@ def build_dataset(is_train: bool, test_mode: bool, args: Namespace) -> tuple[Vid
     fixed_classes = len(class_names) if class_names else None
     if fixed_classes is None:
         if args.nb_classes is None or args.nb_classes < 1:
-            raise ValueError(f"--data_set FRAMES needs a positive --nb_classes, got {args.nb_classes}")
+            raise ValueError(f"--data_set {name} needs a positive --nb_classes, got {args.nb_classes}")
         nb_classes = args.nb_classes
     else:
         if args.nb_classes is not None and args.nb_classes != fixed_classes:
@@ -36,12 +54,13 @@ def build_dataset(is_train: bool, test_mode: bool, args: Namespace) -> tuple[Vid
         mode, anno_path = "test", args.test_label_path
     else:
         mode, anno_path = "validation", args.val_label_path
+    images = name in IMAGE_DATASETS
     dataset = VideoClsDataset(
         anno_path, args.data_path, mode, nb_classes, extensions,
-        clip_len=args.num_frames, sampling_rate=args.sampling_rate, input_size=args.input_size,
-        short_side_size=args.short_side_size, test_num_segment=args.test_num_segment,
-        test_num_crop=args.test_num_crop, num_sample=args.num_sample, aa=args.aa,
+        clip_len=1 if images else args.num_frames, sampling_rate=args.sampling_rate, input_size=args.input_size,
+        short_side_size=args.short_side_size, test_num_segment=1 if images else args.test_num_segment,
+        test_num_crop=1 if images else args.test_num_crop, num_sample=args.num_sample, aa=args.aa,
         train_interpolation=args.train_interpolation, reprob=args.reprob, remode=args.remode,
-        recount=args.recount, skip_bad_clips=args.skip_bad_clips)
+        recount=args.recount, skip_bad_clips=args.skip_bad_clips, images=images)
     dataset.class_names = list(class_names) if class_names else [str(i) for i in range(nb_classes)]
     return dataset, nb_classes

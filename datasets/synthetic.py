@@ -18,6 +18,7 @@ FRAME_EXTENSIONS = ('jpg', 'png')
 PARAMETERS_FILE = 'synthetic.json'
 JPEG_QUALITY = 90
 SUPERSAMPLING = 2
+IMAGE_SEED_STREAM = 1  # keeps the still images' random draws apart from the clips' ([seed, index])
 
 # Expression state: offsets from the neutral face, in face units (face half-width = 1, y down).
 EXPRESSION_FIELDS = (
@@ -230,6 +231,14 @@ def render_clip(label, num_frames, size, rng):
     return frames
 
 
+def render_image(label, size, rng):
+    """One still face (PIL image) of class `label` at a random intensity between half and full apex."""
+    identity = _draw_identity(rng, size)
+    intensity = rng.uniform(0.5, 1.0)
+    time = rng.uniform(0, 16)
+    return _render_frame(identity, _expression(label, intensity, rng, blink=False), size, time, rng)
+
+
 def _split_rows(labels, folds, seed):
     """(train indices, test indices) per fold, stratified by label."""
     indices = np.arange(len(labels))
@@ -240,10 +249,10 @@ def _split_rows(labels, folds, seed):
     return list(splitter.split(indices, labels))
 
 
-def _write_csv(path, clip_ids, labels):
+def _write_csv(path, clip_ids, labels, header=('video_name', 'label')):
     with open(path, 'w', newline='') as handle:
         writer = csv.writer(handle, lineterminator='\n')
-        writer.writerow(['video_name', 'label'])
+        writer.writerow(header)
         writer.writerows([clip_id, int(label)] for clip_id, label in zip(clip_ids, labels))
 
 
@@ -278,6 +287,21 @@ def _summary(root, parameters, labels, splits, generated):
     )
 
 
+def _exists_already(root, parameters):
+    """True when `root` holds a complete synthetic dataset written with `parameters`, False when
+    it is missing or empty; any other content is refused."""
+    if not root.exists() or not any(root.iterdir()):
+        return False
+    stored_file = root / PARAMETERS_FILE
+    stored = json.loads(stored_file.read_text()) if stored_file.is_file() else None
+    if stored != parameters:
+        raise FileExistsError(
+            f'{root} is not empty and is not a synthetic dataset with parameters {parameters}'
+            f' ({stored_file}: {stored if stored is not None else "missing"}); '
+            'choose an empty folder')
+    return True
+
+
 def write_synthetic_dfew(root, clips_per_class=60, num_frames=16, size=112, folds=1, seed=0,
                          ext='jpg', progress=None):
     """Write a synthetic DFEW-layout dataset under `root` and return a summary dict.
@@ -295,14 +319,7 @@ def write_synthetic_dfew(root, clips_per_class=60, num_frames=16, size=112, fold
         np.repeat(np.arange(len(DFEW_CLASSES)), clips_per_class))
     splits = _split_rows(labels, folds, seed)
     root = Path(root)
-    if root.exists() and any(root.iterdir()):
-        stored_file = root / PARAMETERS_FILE
-        stored = json.loads(stored_file.read_text()) if stored_file.is_file() else None
-        if stored != parameters:
-            raise FileExistsError(
-                f'{root} is not empty and is not a synthetic dataset with parameters {parameters}'
-                f' ({stored_file}: {stored if stored is not None else "missing"}); '
-                'choose an empty folder')
+    if _exists_already(root, parameters):
         return _summary(root, parameters, labels, splits, generated=False)
 
     clip_ids = [f'{index + 1:05d}' for index in range(len(labels))]
@@ -323,3 +340,39 @@ def write_synthetic_dfew(root, clips_per_class=60, num_frames=16, size=112, fold
     # Written last: its presence marks a complete dataset.
     (root / PARAMETERS_FILE).write_text(json.dumps(parameters, indent=2) + '\n')
     return _summary(root, parameters, labels, splits, generated=True)
+
+
+def write_synthetic_images(root, images_per_class=1000, size=64, seed=0, progress=None):
+    """Write a static (image) dataset of synthetic faces under `root` and return a summary dict.
+
+    Layout: root/images/<6-digit id>.jpg and root/splits/{train,test}.csv (header image,label;
+    0-based DFEW labels; stratified 80/20), root/synthetic.json. Idempotent like
+    `write_synthetic_dfew`; identities are drawn independently of the video clips' (another seed
+    stream).
+    """
+    if not 1 <= images_per_class * len(DFEW_CLASSES) <= 999999 or images_per_class < 5:
+        raise ValueError(f'images_per_class={images_per_class}: expected 5..{999999 // 7}')
+    if size < 16:
+        raise ValueError(f'size={size}: expected at least 16 pixels')
+    parameters = dict(kind='images', images_per_class=images_per_class, size=size, seed=seed)
+    labels = np.random.default_rng(seed).permutation(
+        np.repeat(np.arange(len(DFEW_CLASSES)), images_per_class))
+    (train, test), = _split_rows(labels, 1, seed)
+    root = Path(root)
+    summary = dict(root=str(root), train_csv=str(root / 'splits' / 'train.csv'),
+                   test_csv=str(root / 'splits' / 'test.csv'), num_train=len(train), num_test=len(test),
+                   parameters=parameters)
+    if _exists_already(root, parameters):
+        return {**summary, 'generated': False}
+    names = [f'images/{index + 1:06d}.jpg' for index in range(len(labels))]
+    (root / 'images').mkdir(parents=True)
+    for index, (name, label) in enumerate(zip(names, labels)):
+        image = render_image(int(label), size, np.random.default_rng([seed, index, IMAGE_SEED_STREAM]))
+        image.save(root / name, quality=JPEG_QUALITY)
+        if progress is not None:
+            progress(index + 1, len(labels))
+    (root / 'splits').mkdir()
+    for split, rows in (('train', train), ('test', test)):
+        _write_csv(root / 'splits' / f'{split}.csv', [names[i] for i in rows], labels[rows], header=('image', 'label'))
+    (root / PARAMETERS_FILE).write_text(json.dumps(parameters, indent=2) + '\n')
+    return {**summary, 'generated': True}

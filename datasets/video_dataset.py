@@ -15,7 +15,8 @@ class VideoClsDataset(Dataset):
     Items: 'train' -> (video, label, index), or lists of `num_sample` augmentations of the same frames;
     'validation' -> (video, label, clip_id); 'test' -> (video, label, clip_id, segment, crop), with
     item i holding view (segment, crop) = divmod(i // len(clips), test_num_crop) of clip i % len(clips).
-    Videos are float (3, clip_len, input_size, input_size).
+    Videos are float (3, clip_len, input_size, input_size). With `images`, the CSV rows name image
+    files instead of clip folders, each a one-frame clip (use clip_len 1 and one test view).
     Random draws use python `random`, numpy's and torch's global RNGs. DataLoader workers seed all
     three from the main process's torch RNG; with num_workers=0 seed all three in the main process.
     """
@@ -25,7 +26,7 @@ class VideoClsDataset(Dataset):
                  input_size: int = 224, short_side_size: int = 224, test_num_segment: int = 2,
                  test_num_crop: int = 2, num_sample: int = 1, aa: str | None = "rand-m7-n4-mstd0.5-inc1",
                  train_interpolation: str = "bicubic", reprob: float = 0.25, remode: str = "pixel",
-                 recount: int = 1, skip_bad_clips: bool = False):
+                 recount: int = 1, skip_bad_clips: bool = False, images: bool = False):
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
         for name, value in dict(nb_classes=nb_classes, clip_len=clip_len, sampling_rate=sampling_rate,
@@ -46,7 +47,7 @@ class VideoClsDataset(Dataset):
         self.short_side_size = short_side_size
         self.test_num_segment, self.test_num_crop = test_num_segment, test_num_crop
         self.num_sample = num_sample
-        self.clips = read_annotations(anno_path, data_path, nb_classes, frame_extensions, skip_bad_clips)
+        self.clips = read_annotations(anno_path, data_path, nb_classes, frame_extensions, skip_bad_clips, images)
         self.labels = [clip.label for clip in self.clips]
         self.clip_ids = [clip.clip_id for clip in self.clips]
         if mode == "train":

@@ -57,7 +57,8 @@ def save_checkpoint(state, path):
 def load_checkpoint(model, path, kind, trust=False):
     """Load weights into `model` and return the whole checkpoint dict.
 
-    kind 'pretrained': the static pre-trained model, loaded non-strictly (MODEL.md section 4).
+    kind 'pretrained': a static image model (into the video model) or MAE weights (into the image
+    model), loaded non-strictly (MODEL.md sections 4 and 6).
     kind 'finetuned' / 'resume': a checkpoint of the original layout; its `model` entry must match
     the model exactly.
     """
@@ -87,12 +88,17 @@ def _pretrained_state_dict(checkpoint, path):
 
 def _load_pretrained(model, state_dict, path):
     consume_prefix_in_state_dict_if_present(state_dict, 'module.')
-    state_dict = {k: v for k, v in state_dict.items() if 'landmark' not in k}
-    for suffix in ('weight', 'bias'):
-        if f'norm.{suffix}' in state_dict:
-            state_dict[f'ln_post.{suffix}'] = state_dict.pop(f'norm.{suffix}')
-    # Covers the rule "drop patch_embed_prompt.proj.weight when its input channels differ" too.
     model_state = model.state_dict()
+    # landmark network copies (static checkpoints) and the MAE decoder / mask token (MAE checkpoints)
+    dropped = [k for k in state_dict if 'landmark' in k or k.startswith('decoder') or k == 'mask_token']
+    state_dict = {k: v for k, v in state_dict.items() if k not in dropped}
+    if dropped:
+        print(f'Dropped {len(dropped)} landmark-network / MAE-decoder entries of the checkpoint')
+    if 'ln_post.weight' in model_state:  # the video model's final norm is the image model's `norm`
+        for suffix in ('weight', 'bias'):
+            if f'norm.{suffix}' in state_dict:
+                state_dict[f'ln_post.{suffix}'] = state_dict.pop(f'norm.{suffix}')
+    # Covers the rule "drop patch_embed_prompt.proj.weight when its input channels differ" too.
     for key in list(state_dict):
         if key in model_state and state_dict[key].shape != model_state[key].shape:
             warnings.warn(f'{path}: dropping {key}: shape {tuple(state_dict[key].shape)} in the '
