@@ -73,7 +73,7 @@ def write_csv_atomically(path, header, rows):
     except BaseException:
         os.unlink(handle.name)
         raise
-    print(f'wrote {path} ({len(rows)} clips)')
+    print(f'wrote {path} ({len(rows)} rows)')
 
 
 def convert(input_path, output_path, folder_sources, convert_file, header):

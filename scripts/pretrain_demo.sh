@@ -11,8 +11,8 @@ bash scripts/setup.sh
 DATA=${DATA:-data/synthetic_images}
 OUTPUT=${OUTPUT:-output/pretrain_demo}
 DEST=${DEST:-ckpts/demo}
-IMAGES_PER_CLASS=${IMAGES_PER_CLASS:-3000}
-EPOCHS=${EPOCHS:-40}
+IMAGES_PER_CLASS=${IMAGES_PER_CLASS:-2000}
+EPOCHS=${EPOCHS:-60}
 BATCH_SIZE=${BATCH_SIZE:-128}
 LR=${LR:-5e-5}              # scaled by batch / 8 as in every recipe: 8e-4 at batch 128
 NUM_WORKERS=${NUM_WORKERS:-$(nproc)}
