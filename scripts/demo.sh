@@ -17,9 +17,9 @@ bash scripts/setup.sh
 DATA=${DATA:-data/synthetic_dfew_64}
 OUTPUT=${OUTPUT:-output/demo}
 STATIC=${STATIC:-ckpts/demo/s2d_image_tiny_patch8_64_synthetic.pth}
-CLIPS_PER_CLASS=${CLIPS_PER_CLASS:-60}
+CLIPS_PER_CLASS=${CLIPS_PER_CLASS:-100}
 FRAMES=${FRAMES:-4}
-EPOCHS=${EPOCHS:-3}
+EPOCHS=${EPOCHS:-2}
 BATCH_SIZE=${BATCH_SIZE:-8}
 LR=${LR:-1e-3}
 PYTHON=(env CUDA_VISIBLE_DEVICES="" .venv/bin/python)
