@@ -22,7 +22,7 @@ import engine
 from datasets import ClassBalancedSampler, VideoMixup, build_dataset, multiple_samples_collate
 from engine import ProgressLogger, SDL, cosine_scheduler
 from engine.metrics import format_confusion_matrix, plot_confusion_matrix
-from models import LandmarkFeatures, build_model, freeze_for_finetuning, load_checkpoint
+from models import build_landmark, build_model, freeze_for_finetuning, load_checkpoint
 
 VAL_METRICS = ["acc1", "acc5", "war", "uar", "weighted_f1", "micro_f1", "macro_f1"]
 
@@ -255,8 +255,7 @@ def main(args):
         print(f"no --finetune checkpoint: training {args.model} from scratch, every parameter but the fixed "
               f"pos_embed (Number of total parameters: {n_total:.2f} M, trainable parameters: {n_trainable:.2f} M)")
     model.to(device)
-    landmark = LandmarkFeatures(None if args.landmark_weights == "random" else args.landmark_weights,
-                                trust=args.trust_checkpoint).to(device)
+    landmark = build_landmark(args.landmark_weights, trust=args.trust_checkpoint).to(device)
     sdl = SDL(args.nb_classes, model.embed_dim, k=args.K, queue_size=args.qs).to(device) if args.sdl else None
     model_ema = ModelEmaV3(model, decay=args.model_ema_decay) if args.model_ema and not args.eval else None
     model_without_ddp = model

@@ -48,6 +48,11 @@ class LandmarkFeatures(nn.Module):
         return self.net.features(frames)
 
 
+def build_landmark(weights, trust=False):
+    """LandmarkFeatures from a `--landmark_weights` value: a file, or 'random' (demo and tests)."""
+    return LandmarkFeatures(None if weights == 'random' else weights, trust=trust)
+
+
 def _read_weights(path, trust):
     if not os.path.isfile(path):
         raise FileNotFoundError(
