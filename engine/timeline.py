@@ -7,7 +7,6 @@ import contextlib
 import csv
 import json
 import os
-import tempfile
 
 import cv2
 import numpy as np
@@ -21,8 +20,7 @@ def atomic_output(path):
     """Yield a temporary path (same folder and extension) that is renamed to `path` on success."""
     folder, name = os.path.split(os.path.abspath(path))
     stem, extension = os.path.splitext(name)
-    fd, tmp_path = tempfile.mkstemp(prefix=f".{stem}.", suffix=f".tmp{extension}", dir=folder)
-    os.close(fd)
+    tmp_path = os.path.join(folder, f".{stem}.{os.getpid()}.tmp{extension}")
     try:
         yield tmp_path
         os.replace(tmp_path, path)
