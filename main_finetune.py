@@ -23,7 +23,7 @@ from datasets import ClassBalancedSampler, VideoMixup, build_dataset, multiple_s
 from datasets.build import ALIASES, DATASETS, is_image_dataset
 from engine import ProgressLogger, SDL, cosine_scheduler
 from engine.metrics import format_confusion_matrix, plot_confusion_matrix
-from models import LandmarkFeatures, build_model, freeze_for_finetuning, is_image_model, load_checkpoint
+from models import build_landmark, build_model, freeze_for_finetuning, is_image_model, load_checkpoint
 
 VAL_METRICS = ["acc1", "acc5", "war", "uar", "weighted_f1", "micro_f1", "macro_f1"]
 
@@ -275,8 +275,7 @@ def main(args):
         print(f"training {args.model} {start}, every parameter but the fixed pos_embed "
               f"(Number of total parameters: {n_total:.2f} M, trainable parameters: {n_trainable:.2f} M)")
     model.to(device)
-    landmark = LandmarkFeatures(None if args.landmark_weights == "random" else args.landmark_weights,
-                                trust=args.trust_checkpoint, grid_size=model.grid_size).to(device)
+    landmark = build_landmark(args.landmark_weights, trust=args.trust_checkpoint, grid_size=model.grid_size).to(device)
     sdl = SDL(args.nb_classes, model.embed_dim, k=args.K, queue_size=args.qs).to(device) if args.sdl else None
     model_ema = ModelEmaV3(model, decay=args.model_ema_decay) if args.model_ema and not args.eval else None
     model_without_ddp = model

@@ -1,5 +1,6 @@
 """Running averages and step logs with throughput and ETA (for the epoch and for the whole run)."""
 import datetime
+import sys
 import time
 from collections import defaultdict, deque
 
@@ -34,8 +35,9 @@ def _duration(seconds: float) -> str:
 class ProgressLogger:
     """Collects meters; `log_every` wraps an iterable and prints a line every `print_freq` steps."""
 
-    def __init__(self, header: str, print_freq: int = 10):
-        self.header, self.print_freq = header, print_freq
+    def __init__(self, header: str, print_freq: int = 10, unit: str = "clips", stream=None):
+        self.header, self.print_freq, self.unit = header, print_freq, unit
+        self.stream = stream if stream is not None else sys.stdout
         self.meters = defaultdict(Meter)
 
     def update(self, n: int = 1, **values) -> None:
@@ -63,5 +65,6 @@ class ProgressLogger:
                 eta = f"eta {_duration(mean_step * (total - done))}"
                 if steps_after:
                     eta += f" (run {_duration(mean_step * (total - done + steps_after))})"
-                print(f"{self.header} [{done}/{total}]  {stats}  {window_rate:.1f} clips/s  {eta}", flush=True)
-        print(f"{self.header} done in {_duration(time.time() - start)}", flush=True)
+                print(f"{self.header} [{done}/{total}]  {stats}  {window_rate:.1f} {self.unit}/s  {eta}",
+                      file=self.stream, flush=True)
+        print(f"{self.header} done in {_duration(time.time() - start)}", file=self.stream, flush=True)

@@ -1,11 +1,13 @@
-from .checkpoint import UnsafeCheckpointError, load_checkpoint, safe_load, save_checkpoint
+from .checkpoint import (UnsafeCheckpointError, apply_checkpoint, load_checkpoint, read_checkpoint, safe_load,
+                         save_checkpoint)
 from .freezing import freeze_for_finetuning
 from .image_model import S2DImage
-from .landmark import LandmarkFeatures
+from .landmark import LandmarkFeatures, build_landmark
 from .mobilefacenet import MobileFaceNet
 from .registry import MODEL_CONFIGS, build_model, is_image_model
 from .s2d import S2D
 
-__all__ = ['S2D', 'S2DImage', 'is_image_model', 'MobileFaceNet', 'LandmarkFeatures', 'build_model', 'MODEL_CONFIGS',
-           'load_checkpoint', 'safe_load', 'save_checkpoint', 'UnsafeCheckpointError',
+__all__ = ['S2D', 'S2DImage', 'is_image_model', 'MobileFaceNet', 'LandmarkFeatures', 'build_landmark',
+           'build_model', 'MODEL_CONFIGS', 'load_checkpoint', 'read_checkpoint', 'apply_checkpoint', 'safe_load',
+           'save_checkpoint', 'UnsafeCheckpointError',
            'freeze_for_finetuning']

@@ -64,16 +64,27 @@ def load_checkpoint(model, path, kind, trust=False):
     """
     if kind not in CHECKPOINT_KINDS:
         raise ValueError(f'unknown checkpoint kind {kind!r}; expected one of {CHECKPOINT_KINDS}')
+    checkpoint = read_checkpoint(path, trust=trust)
+    apply_checkpoint(model, checkpoint, kind, path)
+    return checkpoint
+
+
+def read_checkpoint(path, trust=False):
+    """The checkpoint dict in `path`, read safely (see `safe_load`)."""
     checkpoint = safe_load(path, trust=trust)
     if not isinstance(checkpoint, dict):
         raise ValueError(f'{path}: expected a dict, got {type(checkpoint).__name__}')
+    return checkpoint
+
+
+def apply_checkpoint(model, checkpoint, kind, path):
+    """Load the weights of an already read checkpoint dict (from `path`) with `load_checkpoint`'s rules."""
     if kind == 'pretrained':
         _load_pretrained(model, _pretrained_state_dict(checkpoint, path), path)
     else:
         if 'model' not in checkpoint:
             raise ValueError(f'{path}: no "model" entry (found entries: {sorted(checkpoint)})')
         _load_strict(model, dict(checkpoint['model']), path)
-    return checkpoint
 
 
 def _pretrained_state_dict(checkpoint, path):

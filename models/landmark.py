@@ -53,6 +53,11 @@ class LandmarkFeatures(nn.Module):
         return self.net.features(frames)
 
 
+def build_landmark(weights, trust=False, grid_size=14):
+    """LandmarkFeatures from a `--landmark_weights` value: a file, or 'random' (demo and tests)."""
+    return LandmarkFeatures(None if weights == 'random' else weights, trust=trust, grid_size=grid_size)
+
+
 def _read_weights(path, trust):
     if not os.path.isfile(path):
         raise FileNotFoundError(
