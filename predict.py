@@ -29,7 +29,7 @@ from datasets.video_file import VideoError, probe_video, read_frames
 from engine import ProgressLogger
 from engine.timeline import FrameAnnotator, plot_timeline, write_annotated_video, write_json, write_predictions_csv
 from engine.video_windows import TrackWindows, moving_average
-from models import MODEL_CONFIGS, apply_checkpoint, build_landmark, build_model, read_checkpoint
+from models import MODEL_CONFIGS, apply_checkpoint, build_landmark, build_model, is_image_model, read_checkpoint
 
 DEFAULT_MODEL = "s2d_base_patch16_224"
 EXIT_BAD_VIDEO, EXIT_BAD_CHECKPOINT, EXIT_BAD_DETECTOR = 3, 4, 5
@@ -107,10 +107,11 @@ def resolve_settings(args, stored):
         return default if value is None else value
 
     stored_model = getattr(stored, "model", None)
+    video_models = sorted(name for name in MODEL_CONFIGS if not is_image_model(name))
     # the authors' files name a model of the original code, which this registry does not know
-    args.model = args.model or (stored_model if stored_model in MODEL_CONFIGS else DEFAULT_MODEL)
-    if args.model not in MODEL_CONFIGS:
-        raise PredictError(f"unknown --model {args.model!r}; known models: {sorted(MODEL_CONFIGS)}",
+    args.model = args.model or (stored_model if stored_model in video_models else DEFAULT_MODEL)
+    if args.model not in video_models:
+        raise PredictError(f"unknown --model {args.model!r}; known video models: {video_models}",
                            EXIT_BAD_CHECKPOINT)
     img_size = MODEL_CONFIGS[args.model]["img_size"]
     args.num_frames, args.sampling_rate = pick("num_frames", 16), pick("sampling_rate", 1)

@@ -1,4 +1,4 @@
-"""Named S2D configurations: video models (S2D) and the static-stage image models (S2DImage)."""
+"""Named S2D configurations: video models s2d_* (S2D) and static-stage image models s2d_image_* (S2DImage)."""
 from .image_model import S2DImage
 from .s2d import S2D
 
@@ -10,16 +10,17 @@ BACKBONES = {
     # The CPU demo's model: an 8x8 grid, matched by the landmark network at 64 px.
     'tiny_patch8_64': dict(img_size=64, patch_size=8, embed_dim=192, depth=4, num_heads=3),
 }
-MODEL_CONFIGS = {**{f's2d_{name}': (S2D, config) for name, config in BACKBONES.items()},
-                 **{f's2d_image_{name}': (S2DImage, config) for name, config in BACKBONES.items()}}
+IMAGE_MODEL_PREFIX = 's2d_image_'
+MODEL_CONFIGS = {**{f's2d_{name}': config for name, config in BACKBONES.items()},
+                 **{f'{IMAGE_MODEL_PREFIX}{name}': config for name, config in BACKBONES.items()}}
 
 
 def is_image_model(name):
-    return name in MODEL_CONFIGS and MODEL_CONFIGS[name][0] is S2DImage
+    return name.startswith(IMAGE_MODEL_PREFIX)
 
 
 def build_model(name, **overrides):
     if name not in MODEL_CONFIGS:
         raise ValueError(f'unknown model {name!r}; known models: {sorted(MODEL_CONFIGS)}')
-    model_class, config = MODEL_CONFIGS[name]
-    return model_class(**{**config, **overrides})
+    model_class = S2DImage if is_image_model(name) else S2D
+    return model_class(**{**MODEL_CONFIGS[name], **overrides})

@@ -5,7 +5,8 @@
 #      trained on synthetic still faces by scripts/pretrain_demo.sh; frame logits averaged per clip);
 #   3. the video stage: --finetune of the video model s2d_tiny_patch8_64 from that static checkpoint
 #      with the paper's freezing (only prompts, temporal adapters, temporal embedding, ln_post and the
-#      head train), then the test: UAR/WAR and confusion matrix, next to the static result.
+#      head train), then the test: UAR/WAR and confusion matrix, next to the static result;
+#   4. predict.py on a synthetic video of expressions in a row: the emotion timeline (CSV, plot, video).
 # Reduced for 2 CPU cores: 64 px, FRAMES frames, CLIPS_PER_CLASS clips per class, EPOCHS epochs, no
 # mixup, one test view. Both stages use the fixed-seed RANDOM landmark network (no MobileFaceNet
 # weights are downloaded), so the landmark branch here carries no real landmark information.
@@ -51,5 +52,14 @@ print(f"\n== synthetic test clips ({video['final_last_num_clips']}):")
 print(f"   static image model (frames averaged): UAR {static['final_uar']:.2f}%  WAR {static['final_war']:.2f}%")
 print(f"   video model (S2D, fine-tuned):        UAR {video['final_last_uar']:.2f}%  WAR {video['final_last_war']:.2f}%")
 PY
+
+echo "== emotion timeline of a synthetic video (expressions in a row) with the model just trained"
+"${PYTHON[@]}" scripts/make_synthetic_video.py --out "$OUTPUT/synthetic.mp4" --size 64 \
+  --expressions happy,sad,angry,surprise,fear
+"${PYTHON[@]}" predict.py --no_detect --checkpoint "$OUTPUT/checkpoint.pth" --landmark_weights random \
+  --device cpu --video "$OUTPUT/synthetic.mp4" --output_dir "$OUTPUT/timeline"
+
+echo
 echo "demo outputs in $OUTPUT: log.txt (per-epoch and final metrics), train.log, confusion_matrix_{last,best}.{txt,png},"
-echo "pred.csv, pred_best.csv, checkpoint.pth, checkpoint-best.pth; the static model's test in $OUTPUT/static"
+echo "pred.csv, pred_best.csv, checkpoint.pth, checkpoint-best.pth; the static model's test in $OUTPUT/static;"
+echo "the timeline of $OUTPUT/synthetic.mp4 (onsets in synthetic.mp4.json): $OUTPUT/timeline/timeline.png"
