@@ -1,4 +1,5 @@
 """Frame-folder datasets: sampling, views, items, annotation validation (tiny clips in tmp_path)."""
+import csv
 import random
 import warnings
 from argparse import Namespace
@@ -308,3 +309,65 @@ def test_benchmark_loader_reports_rates():
     results = benchmark_loader(parse_args(["--num_clips", "1", "--num_items", "2"]))
     assert results["train_clips_per_s"] > 0 and results["test_views_per_s"] > 0
     assert results["test_clips_per_s"] == pytest.approx(results["test_views_per_s"] / 4, abs=0.01)
+
+
+ORIGINAL_LAYOUTS = {  # data set -> (CSV path as in the original repository, header, clip ids, frame extension)
+    "DFEW": ("EmoLabel_DataSplit/train(single-labeled)/train_set_1.csv", "video_name,label", ["00001", "02522"], ".jpg"),
+    "FERV39K": ("Annotation/train.csv", "path,id", ["Crime/Angry/0063", "Argue/Surprise/0196"], ".jpg"),
+    "MAFW": ("anno/single/no_caption/set_1/train.csv", "video_name,labels", ["00025", "03747"], ".png"),
+}
+SHAPES = {  # name -> (header, row) with {h} the header names and {c}, {l} a row's clip and label
+    "as shipped": ("{h}\n", "{c},{l}\n"),
+    "BOM and CRLF": ("\ufeff{h}\r\n", "{c},{l}\r\n"),
+    "blank lines, no final newline": ("{h}\n\n", "{c},{l}\n\n"),
+    "spaces around fields": ("{h}\n", " {c} , {l} \n"),
+    "trailing comma": ("{h},\n", "{c},{l},\n"),
+    "pandas index column": (",{h}\n", "{i},{c},{l}\n"),
+}
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+@pytest.mark.parametrize("data_set", ORIGINAL_LAYOUTS)
+def test_annotation_files_of_the_original_repository_are_read_as_they_are(tmp_path, data_set, shape):
+    relative_csv, header, clip_ids, ext = ORIGINAL_LAYOUTS[data_set]
+    for clip_id in clip_ids:
+        write_clip(tmp_path / "frames", clip_id, 2, ext=ext)
+    header_format, row_format = SHAPES[shape]
+    text = header_format.format(h=header) + "".join(
+        row_format.format(i=i, c=c, l=i + 5) for i, c in enumerate(clip_ids))
+    csv_path = tmp_path / relative_csv
+    csv_path.parent.mkdir(parents=True)
+    csv_path.write_bytes(text.rstrip("\n").encode() if "no final newline" in shape else text.encode())
+    dataset, _ = build_dataset(True, False, make_args(tmp_path / "frames", csv_path, data_set=data_set))
+    assert dataset.clip_ids == clip_ids and dataset.labels == [5, 6]
+    assert [clip.line for clip in dataset.clips] == ([3, 5] if "blank" in shape else [2, 3])
+
+
+def test_check_data_finds_every_corrupt_frame_and_writes_clean_csvs(tmp_path):
+    from scripts.check_data import main as check_data
+    write_clip(tmp_path, "a", 5, ext=".jpg")
+    write_clip(tmp_path, "b", 5, ext=".jpg")
+    write_clip(tmp_path, "c", 3, ext=".jpg")
+    write_clip(tmp_path, "mixed", 2, ext=".jpg")
+    write_clip(tmp_path, "d", 3, ext=".jpg")
+    for frame in ("a/0001.jpg", "a/0004.jpg", "b/0000.jpg"):
+        truncate(tmp_path / frame)
+    Image.fromarray(np.zeros((SIZE + 2, SIZE, 3), np.uint8)).save(tmp_path / "mixed" / "0001.jpg")
+    (tmp_path / "splits" / "set_1").mkdir(parents=True)
+    train = write_csv(tmp_path / "splits" / "set_1" / "train.csv", ["a,0", "c,1", "gone,2", "mixed,3"])
+    test = write_csv(tmp_path / "splits" / "test.csv", ["b,4", "d,5"], header="path,id")
+    report = tmp_path / "out" / "bad.csv"
+    status = check_data(["--data_set", "FRAMES", "--nb_classes", "7", "--data_path", str(tmp_path), "--workers", "2",
+                         "--label_path", str(train), str(test), "--report", str(report),
+                         "--clean_dir", str(tmp_path / "clean")])
+    assert status == 1
+    rows = {row["clip"]: row for row in csv.DictReader(report.open())}
+    assert sorted(rows) == ["a", "b", "gone", "mixed"]
+    assert rows["a"]["bad_frames"] == "0001.jpg 0004.jpg" and rows["a"]["line"] == "2"
+    assert rows["a"]["reason"].startswith("2 of 5 frames cannot be decoded; first: cannot decode frame")
+    assert rows["b"]["bad_frames"] == "0000.jpg" and rows["b"]["label_file"] == str(test)
+    assert "does not exist" in rows["gone"]["reason"] and "differ in size" in rows["mixed"]["reason"]
+    assert (tmp_path / "clean" / "set_1" / "train.csv").read_text() == "video_name,label\nc,1\n"
+    assert (tmp_path / "clean" / "test.csv").read_text() == "path,id\nd,5\n"
+    assert check_data(["--data_set", "FRAMES", "--nb_classes", "7", "--data_path", str(tmp_path), "--workers", "1",
+                       "--label_path", str(tmp_path / "clean" / "test.csv"), "--report", str(report)]) == 0
