@@ -397,9 +397,11 @@ if __name__ == "__main__":
     cli_args = get_args_parser().parse_args()
     try:
         main(cli_args)
-    except (engine.NonFiniteLossError, TooManyBadClipsError) as error:
+    except engine.NonFiniteLossError as error:
         sys.exit(f"error: {error}")
-    except BadClipError as error:  # re-raised from a DataLoader worker, its message holds the worker's traceback
+    except TooManyBadClipsError as error:  # maybe re-raised from a DataLoader worker, with its traceback
+        sys.exit(f"error: {BadClipError.summary(error)}")
+    except BadClipError as error:
         sys.exit(f"error: {BadClipError.summary(error)}; pass --skip_bad_clips to replace such clips "
                  "(scripts/check_data.py lists them all)")
     finally:

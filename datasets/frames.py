@@ -13,8 +13,8 @@ class BadClipError(ValueError):
 
     @staticmethod
     def summary(error: Exception) -> str:
-        """The one-line message, also of an error re-raised from a DataLoader worker (whose message
-        holds the worker's traceback, the original message on its last line)."""
+        """The one-line message of `error` (this or another exception type), also when re-raised from a
+        DataLoader worker (whose message holds the worker's traceback, the original message last)."""
         last_line = str(error).strip().splitlines()[-1]
         return last_line.split(f"{type(error).__name__}: ", 1)[-1]
 
