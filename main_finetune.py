@@ -19,9 +19,13 @@ from timm.utils import ModelEmaV3
 from torch.utils.data import DataLoader, DistributedSampler
 
 import engine
-from datasets import ClassBalancedSampler, VideoMixup, build_dataset, multiple_samples_collate
+from datasets import BadClipError, ClassBalancedSampler, VideoMixup, build_dataset, multiple_samples_collate
+from datasets.bad_clips import TooManyBadClipsError
 from datasets.build import ALIASES, DATASETS, is_image_dataset
+from datasets.check import check_data_of_args
 from engine import ProgressLogger, SDL, cosine_scheduler
+from engine.bad_clips import (bad_clip_state, load_bad_clip_state, print_bad_clip_summary, share_bad_clips,
+                              skipped_note, watch_bad_clips, without_skipped_clips)
 from engine.metrics import format_confusion_matrix, plot_confusion_matrix
 from models import build_landmark, build_model, freeze_for_finetuning, is_image_model, load_checkpoint
 
@@ -101,7 +105,13 @@ def get_args_parser():
     g.add_argument("--test_num_segment", default=5, type=int)
     g.add_argument("--test_num_crop", default=3, type=int)
     g.add_argument("--use_bds", action="store_true", help="class-balanced oversampling of the training set")
-    g.add_argument("--skip_bad_clips", action="store_true", help="drop invalid annotation rows instead of failing")
+    g.add_argument("--skip_bad_clips", action="store_true",
+                   help="drop invalid annotation rows and clips with undecodable frames instead of failing")
+    g.add_argument("--max_bad_fraction", default=0.01, type=float,
+                   help="with --skip_bad_clips: stop when more than this fraction of a split is bad")
+    g.add_argument("--check_data", action="store_true",
+                   help="decode every frame of the given train/val/test CSVs (--num_workers processes), "
+                        "write bad_clips.csv to --output_dir (or the current folder), then exit")
     g.add_argument("--num_workers", default=4, type=int)
     g.add_argument("--pin_mem", action="store_true")
     g.add_argument("--no_pin_mem", action="store_false", dest="pin_mem")
@@ -150,7 +160,7 @@ def build_test_loader(args, num_tasks, rank):
     """Multi-view test loader, always sharded over processes (views gathered before merging)."""
     dataset, args.nb_classes = build_dataset(is_train=False, test_mode=True, args=args)
     sampler = DistributedSampler(dataset, num_replicas=num_tasks, rank=rank, shuffle=False)
-    return dataset, _eval_loader(dataset, sampler, args.batch_size, args)
+    return dataset, watch_bad_clips(_eval_loader(dataset, sampler, args.batch_size, args), drop_replaced=True)
 
 
 def build_train_val_loaders(args, num_tasks, rank):
@@ -168,7 +178,8 @@ def build_train_val_loaders(args, num_tasks, rank):
                               collate_fn=multiple_samples_collate if args.num_sample > 1 else None)
     sampler_val = DistributedSampler(dataset_val, num_replicas=num_tasks, rank=rank, shuffle=False) \
         if args.distributed and args.dist_eval else None
-    return loader_train, _eval_loader(dataset_val, sampler_val, int(1.5 * args.batch_size), args)
+    loader_val = _eval_loader(dataset_val, sampler_val, int(1.5 * args.batch_size), args)
+    return watch_bad_clips(loader_train, drop_replaced=False), watch_bad_clips(loader_val, drop_replaced=True)
 
 
 def create_model(args):
@@ -199,8 +210,8 @@ def report_test(args, tag, metrics, predictions, names, features=None, records=N
     """Print the test results and write pred csv, confusion matrix (txt, png) and optional features."""
     clip_ids, labels, scores = predictions
     conf_text = format_confusion_matrix(metrics["confusion_matrix"], names)
-    print(f"[{tag}] {metrics['num_clips']} clips: UAR {metrics['uar']:.2f}%  WAR {metrics['war']:.2f}%  "
-          f"top-5 {metrics['acc5']:.2f}%  weighted F1 {metrics['weighted_f1']:.2f}  macro F1 {metrics['macro_f1']:.2f}")
+    print(f"[{tag}] {metrics['num_clips']} clips: UAR {metrics['uar']:.2f}%  WAR {metrics['war']:.2f}%"
+          f"{skipped_note(metrics)}  top-5 {metrics['acc5']:.2f}%  weighted F1 {metrics['weighted_f1']:.2f}  macro F1 {metrics['macro_f1']:.2f}")
     print("per-class accuracy: " + ", ".join(
         f"{n} {'n/a' if a is None else f'{a:.1f}%'}" for n, a in zip(names, metrics["class_acc"])))
     print(conf_text)
@@ -222,9 +233,9 @@ def report_test(args, tag, metrics, predictions, names, features=None, records=N
 
 def run_test(args, tag, model, landmark, loader, device, amp_dtype, names):
     """Multi-view test of every clip, gathered over processes; the main process reports and writes files."""
-    metrics, predictions, records, features = engine.evaluate(
+    metrics, predictions, records, features = without_skipped_clips(engine.evaluate(
         model, landmark, loader, device, args.nb_classes, amp_dtype, gather=True, keep_features=args.save_feature,
-        progress=ProgressLogger(f"Test ({tag} model):", args.print_freq))
+        progress=ProgressLogger(f"Test ({tag} model):", args.print_freq)), loader, args.nb_classes)
     if engine.is_main_process():
         report_test(args, tag, metrics, predictions, names, features if args.save_feature else None, records)
     return metrics
@@ -237,6 +248,8 @@ def append_log(args, entry):
 
 
 def main(args):
+    if args.check_data:
+        sys.exit(1 if check_data_of_args(args) else 0)
     engine.init_distributed_mode(args)
     if args.device is None:
         args.device = "cuda" if torch.cuda.is_available() else "cpu"
@@ -286,6 +299,7 @@ def main(args):
 
     if args.eval:
         metrics = run_test(args, "eval", model, landmark, loader_test, device, amp_dtype, names)
+        print_bad_clip_summary(loader_test)
         append_log(args, {"final_uar": metrics["uar"], "final_war": metrics["war"],
                           **{f"final_{k}": v for k, v in metrics.items() if k not in ("uar", "war")},
                           "checkpoint": checkpoint_path, "test_label_path": args.test_label_path})
@@ -321,6 +335,7 @@ def main(args):
                                                   trust=args.trust_checkpoint)
         start_epoch = checkpoint["epoch"] + 1
         best_metric, best_epoch = checkpoint.get("best_metric"), checkpoint.get("best_epoch")
+        load_bad_clip_state(checkpoint.get("bad_clips", {}), loader_train, loader_val)
         print(f"resumed from {resume_path}: continuing at epoch {start_epoch}")
 
     log_writer = None
@@ -332,7 +347,8 @@ def main(args):
         if args.output_dir and engine.is_main_process():
             engine.save_training_state(os.path.join(args.output_dir, path), model=model_without_ddp,
                                        optimizer=optimizer, scaler=scaler, epoch=epoch, args=args, sdl=sdl,
-                                       model_ema=model_ema, best_metric=best_metric, best_epoch=best_epoch)
+                                       model_ema=model_ema, best_metric=best_metric, best_epoch=best_epoch,
+                                       bad_clips=bad_clip_state(loader_train, loader_val))
 
     print(f"training epochs {start_epoch}..{args.epochs - 1}")
     start_time = time.time()
@@ -346,8 +362,10 @@ def main(args):
             model_ema=model_ema, mixup_fn=mixup_fn, sdl=sdl, sdl_update_freq=args.sdl_update_freq,
             log_writer=log_writer, progress=progress,
             steps_after=(args.epochs - epoch - 1) * steps_per_epoch * args.update_freq)
-        val_stats, *_ = engine.evaluate(model, landmark, loader_val, device, args.nb_classes, amp_dtype,
-                                        gather=isinstance(loader_val.sampler, DistributedSampler))
+        val_stats, *_ = without_skipped_clips(engine.evaluate(
+            model, landmark, loader_val, device, args.nb_classes, amp_dtype,
+            gather=isinstance(loader_val.sampler, DistributedSampler)), loader_val, args.nb_classes)
+        share_bad_clips(loader_train)
         improved = best_metric is None or val_stats[args.val_metric] > best_metric
         if improved:
             best_metric, best_epoch = val_stats[args.val_metric], epoch
@@ -358,7 +376,7 @@ def main(args):
             save(f"checkpoint-{epoch}.pth", epoch)
         split = "val" if args.val_label_path != args.test_label_path else "val(test split)"
         print(f"epoch {epoch}: {split} acc1 {val_stats['acc1']:.2f}%  UAR {val_stats['uar']:.2f}%  "
-              f"WAR {val_stats['war']:.2f}%  loss {val_stats['loss']:.4f}  | best {args.val_metric} "
+              f"WAR {val_stats['war']:.2f}%{skipped_note(val_stats)}  loss {val_stats['loss']:.4f}  | best {args.val_metric} "
               f"{best_metric:.2f} (epoch {best_epoch})")
         if log_writer is not None:
             for name in ("acc1", "acc5", "loss", "uar", "war"):
@@ -367,6 +385,9 @@ def main(args):
         append_log(args, {"epoch": epoch, **{f"train_{k}": v for k, v in train_stats.items()},
                           **{f"val_{k}": v for k, v in val_stats.items() if k != "confusion_matrix"},
                           "val_on_test_split": args.val_label_path == args.test_label_path,
+                          **({"train_replaced_samples": loader_train.replaced,
+                              "train_skipped_clips": sorted(bad_clip_state(loader_train)["train"])}
+                             if args.skip_bad_clips else {}),
                           "n_trainable_parameters": sum(p.numel() for p in model.parameters() if p.requires_grad)})
         elapsed = time.time() - start_time
         remaining = elapsed / (epoch - start_epoch + 1) * (args.epochs - epoch - 1)
@@ -382,6 +403,9 @@ def main(args):
         metrics = run_test(args, tag, model, landmark, loader_test, device, amp_dtype, names)
         final.update({f"final_{tag}_{k}": v for k, v in metrics.items()})
     final["best_epoch"] = best_epoch
+    if args.skip_bad_clips:
+        print_bad_clip_summary(loader_train, loader_val, loader_test)
+        final["skipped_clips"] = bad_clip_state(loader_train, loader_val, loader_test)
     append_log(args, final)
     if log_writer is not None:
         log_writer.close()
@@ -394,6 +418,11 @@ if __name__ == "__main__":
         main(cli_args)
     except engine.NonFiniteLossError as error:
         sys.exit(f"error: {error}")
+    except TooManyBadClipsError as error:  # maybe re-raised from a DataLoader worker, with its traceback
+        sys.exit(f"error: {BadClipError.summary(error)}")
+    except BadClipError as error:
+        sys.exit(f"error: {BadClipError.summary(error)}; pass --skip_bad_clips to replace such clips "
+                 "(scripts/check_data.py lists them all)")
     finally:
         if engine.distributed.is_distributed():
             torch.distributed.destroy_process_group()

@@ -1,7 +1,8 @@
 from .build import build_dataset
+from .frames import BadClipError
 from .collate import multiple_samples_collate
 from .mixup import VideoMixup
 from .sampler import ClassBalancedSampler
 from .video_dataset import VideoClsDataset
 
-__all__ = ["build_dataset", "VideoClsDataset", "ClassBalancedSampler", "VideoMixup", "multiple_samples_collate"]
+__all__ = ["BadClipError", "build_dataset", "VideoClsDataset", "ClassBalancedSampler", "VideoMixup", "multiple_samples_collate"]

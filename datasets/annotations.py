@@ -1,12 +1,20 @@
-"""Reading and validating a clip annotation CSV (header row, then `clip path,label` rows)."""
+"""Reading and validating a clip annotation CSV (header row, then `clip path,label` rows).
+
+Accepts the files of the original S2D repository as they are (`video_name,label`, `path,id`,
+`video_name,labels`) and the usual variants of such files: a UTF-8 BOM, CRLF line ends, blank
+lines, spaces around fields, a trailing comma, and a leading index column written by pandas.
+"""
 import csv
 import os
+import tempfile
 import warnings
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
 MAX_LISTED_PROBLEMS = 20
+PANDAS_INDEX_NAMES = ("", "Unnamed: 0")
 
 
 @dataclass(frozen=True)
@@ -15,6 +23,15 @@ class Clip:
     label: int
     folder: str
     frame_names: np.ndarray  # sorted file names; a numpy array keeps forked workers from copying it
+    csv_path: str = ""
+    line: int = 0  # line of the CSV row
+
+
+@dataclass(frozen=True)
+class BadRow:
+    line: int
+    clip_id: str
+    reason: str
 
 
 def _is_int(text: str) -> bool:
@@ -31,7 +48,7 @@ def _frame_names(folder: str, extensions: tuple[str, ...]) -> list[str]:
 
 
 def _check_row(row: list[str], data_path: str, nb_classes: int, extensions: tuple[str, ...],
-               seen: set[str], images: bool) -> tuple[str | None, Clip | None]:
+               seen: set[str], csv_path: str, line: int, images: bool) -> tuple[str | None, Clip | None]:
     """(reason the row is bad, None) or (None, the clip; with `images`, a one-frame clip)."""
     if len(row) != 2:
         return f"expected 2 columns (clip path, label), got {len(row)}: {row!r}", None
@@ -59,40 +76,66 @@ def _check_row(row: list[str], data_path: str, nb_classes: int, extensions: tupl
     names = _frame_names(folder, extensions)
     if not names:
         return f"clip folder {folder!r} holds no frame with extension {'/'.join(extensions)}", None
-    return None, Clip(clip_id, label, folder, np.array(names))
+    return None, Clip(clip_id, label, folder, np.array(names), csv_path, line)
 
 
-def read_annotations(csv_path: str, data_path: str, nb_classes: int,
-                     extensions: tuple[str, ...], skip_bad_clips: bool = False, images: bool = False) -> list[Clip]:
-    """Every clip of `csv_path`, validated against `data_path`; with `images` the rows name image
-    files, each read as a one-frame clip.
+def csv_rows(csv_path: str) -> list[tuple[int, list[str]]]:
+    """(line number, stripped fields) of every non-blank row, trailing empty fields removed."""
+    with open(csv_path, newline="", encoding="utf-8-sig") as f:
+        reader = csv.reader(f)
+        rows = []
+        for fields in reader:
+            fields = [field.strip() for field in fields]
+            while fields and not fields[-1]:
+                fields.pop()
+            if fields:
+                rows.append((reader.line_num, fields))
+    return rows
+
+
+def scan_annotations(csv_path: str, data_path: str, nb_classes: int, extensions: tuple[str, ...],
+                     images: bool = False) -> tuple[list[str], list[Clip], list[BadRow]]:
+    """(header, valid clips, bad rows) of `csv_path`; a file that is not an annotation CSV raises ValueError.
+    With `images` the rows name image files, each read as a one-frame clip."""
+    if not os.path.isfile(csv_path):
+        raise ValueError(f"annotation file {csv_path!r} does not exist")
+    rows = csv_rows(csv_path)
+    if not rows:
+        raise ValueError(f"annotation file {csv_path!r} is empty; expected a header row and clip rows")
+    header_line, header = rows[0]
+    has_index_column = len(header) == 3 and header[0] in PANDAS_INDEX_NAMES
+    if has_index_column:
+        header = header[1:]
+    if len(header) != 2:
+        raise ValueError(f"{csv_path}:{header_line}: expected a header row with 2 column names "
+                         f"(e.g. 'video_name,label'), got {header!r}")
+    if _is_int(header[1]):
+        raise ValueError(f"{csv_path}:{header_line}: header row is missing: first row {header!r} has an "
+                         "integer label; expected column names such as 'video_name,label'")
+    if len(rows) == 1:
+        raise ValueError(f"annotation file {csv_path!r} has a header but no clip rows")
+    bad_rows, clips, seen = [], [], set()
+    for line, row in rows[1:]:
+        if has_index_column and len(row) == 3:
+            row = row[1:]
+        reason, clip = _check_row(row, data_path, nb_classes, extensions, seen, csv_path, line, images)
+        if reason is None:
+            clips.append(clip)
+        else:
+            bad_rows.append(BadRow(line, row[0] if row else "", reason))
+    return header, clips, bad_rows
+
+
+def read_annotations(csv_path: str, data_path: str, nb_classes: int, extensions: tuple[str, ...],
+                     skip_bad_clips: bool = False, images: bool = False) -> tuple[list[Clip], list[BadRow]]:
+    """(clips, dropped rows) of `csv_path`, validated against `data_path` (`images`: see scan_annotations).
 
     All offending rows are collected; they raise one ValueError, or with `skip_bad_clips` are
     dropped with one summary warning.
     """
-    if not os.path.isfile(csv_path):
-        raise ValueError(f"annotation file {csv_path!r} does not exist")
-    with open(csv_path, newline="", encoding="utf-8-sig") as f:
-        rows = list(csv.reader(f))
-    if not rows:
-        raise ValueError(f"annotation file {csv_path!r} is empty; expected a header row and clip rows")
-    header = rows[0]
-    if len(header) != 2:
-        raise ValueError(f"{csv_path}:1: expected a header row with 2 column names "
-                         f"(e.g. 'video_name,label'), got {header!r}")
-    if _is_int(header[1]):
-        raise ValueError(f"{csv_path}:1: header row is missing: first row {header!r} has an integer "
-                         "label; expected column names such as 'video_name,label'")
-    if len(rows) == 1:
-        raise ValueError(f"annotation file {csv_path!r} has a header but no clip rows")
-    problems, clips, seen = [], [], set()
-    for line_number, row in enumerate(rows[1:], start=2):
-        reason, clip = _check_row(row, data_path, nb_classes, extensions, seen, images)
-        if reason is None:
-            clips.append(clip)
-        else:
-            problems.append(f"{csv_path}:{line_number}: {reason}")
-    if problems:
+    _, clips, bad_rows = scan_annotations(csv_path, data_path, nb_classes, extensions, images)
+    if bad_rows:
+        problems = [f"{csv_path}:{row.line}: {row.reason}" for row in bad_rows]
         listed = "\n  ".join(problems[:MAX_LISTED_PROBLEMS])
         summary = f"{len(problems)} bad row(s) in {csv_path!r} (data root {data_path!r})"
         if not skip_bad_clips:
@@ -101,4 +144,22 @@ def read_annotations(csv_path: str, data_path: str, nb_classes: int,
         warnings.warn(f"skipping {summary}; first few:\n  " + "\n  ".join(problems[:5]))
         if not clips:
             raise ValueError(f"every row of {csv_path!r} is bad; nothing left to load")
-    return clips
+    return clips, bad_rows
+
+
+def write_csv_atomically(path, header, rows):
+    """Write header + rows to `path` through a temporary file, so readers never see a half file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle = tempfile.NamedTemporaryFile("w", newline="", dir=path.parent, prefix=f".{path.name}.",
+                                         delete=False)
+    try:
+        with handle:
+            writer = csv.writer(handle, lineterminator="\n")
+            writer.writerow(header)
+            writer.writerows(rows)
+        os.replace(handle.name, path)
+    except BaseException:
+        os.unlink(handle.name)
+        raise
+    print(f"wrote {path} ({len(rows)} rows)")

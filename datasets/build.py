@@ -1,6 +1,7 @@
 """Dataset construction from the command-line arguments of the training script."""
 from argparse import Namespace
 
+from .bad_clips import SkipBadClips
 from .classes import (AFFECTNET7_CLASSES, AFFECTNET8_CLASSES, DFEW_CLASSES, FERV39K_CLASSES, MAFW_CLASSES,
                       RAFDB_CLASSES)
 from .video_dataset import VideoClsDataset
@@ -29,12 +30,8 @@ def is_image_dataset(name: str) -> bool:
     return ALIASES.get(name, name) in IMAGE_DATASETS
 
 
-def build_dataset(is_train: bool, test_mode: bool, args: Namespace) -> tuple[VideoClsDataset, int]:
-    """(dataset, nb_classes) for the train (is_train), test (test_mode) or validation split.
-
-    Image datasets give one-frame clips and a single test view, whatever --num_frames and
-    --test_num_segment/--test_num_crop say.
-    """
+def dataset_spec(args: Namespace) -> tuple[list[str] | None, tuple[str, ...], int]:
+    """(class names or None, accepted frame extensions, class count) of --data_set / --nb_classes."""
     name = ALIASES.get(args.data_set, args.data_set)
     if name not in DATASETS:
         raise ValueError(f"--data_set must be one of {sorted(DATASETS) + sorted(ALIASES)}, got {args.data_set!r}")
@@ -43,18 +40,25 @@ def build_dataset(is_train: bool, test_mode: bool, args: Namespace) -> tuple[Vid
     if fixed_classes is None:
         if args.nb_classes is None or args.nb_classes < 1:
             raise ValueError(f"--data_set {name} needs a positive --nb_classes, got {args.nb_classes}")
-        nb_classes = args.nb_classes
-    else:
-        if args.nb_classes is not None and args.nb_classes != fixed_classes:
-            raise ValueError(f"{name} has {fixed_classes} classes, but --nb_classes is {args.nb_classes}")
-        nb_classes = fixed_classes
+        return class_names, extensions, args.nb_classes
+    if args.nb_classes is not None and args.nb_classes != fixed_classes:
+        raise ValueError(f"{name} has {fixed_classes} classes, but --nb_classes is {args.nb_classes}")
+    return class_names, extensions, fixed_classes
+
+
+def build_dataset(is_train: bool, test_mode: bool, args: Namespace) -> tuple[VideoClsDataset, int]:
+    """(dataset, nb_classes) for the train (is_train), test (test_mode) or validation split.
+
+    With --skip_bad_clips the dataset is wrapped in SkipBadClips (items carry a report field).
+    """
+    class_names, extensions, nb_classes = dataset_spec(args)
     if is_train:
-        mode, anno_path = "train", args.train_label_path
+        split, mode, anno_path = "train", "train", args.train_label_path
     elif test_mode:
-        mode, anno_path = "test", args.test_label_path
+        split, mode, anno_path = "test", "test", args.test_label_path
     else:
-        mode, anno_path = "validation", args.val_label_path
-    images = name in IMAGE_DATASETS
+        split, mode, anno_path = "val", "validation", args.val_label_path
+    images = is_image_dataset(args.data_set)
     dataset = VideoClsDataset(
         anno_path, args.data_path, mode, nb_classes, extensions,
         clip_len=1 if images else args.num_frames, sampling_rate=args.sampling_rate, input_size=args.input_size,
@@ -63,4 +67,6 @@ def build_dataset(is_train: bool, test_mode: bool, args: Namespace) -> tuple[Vid
         train_interpolation=args.train_interpolation, reprob=args.reprob, remode=args.remode,
         recount=args.recount, skip_bad_clips=args.skip_bad_clips, images=images)
     dataset.class_names = list(class_names) if class_names else [str(i) for i in range(nb_classes)]
+    if args.skip_bad_clips:
+        dataset = SkipBadClips(dataset, split, args.max_bad_fraction)
     return dataset, nb_classes

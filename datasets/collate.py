@@ -7,6 +7,8 @@ def _flatten(groups):
 
 
 def multiple_samples_collate(batch):
-    """[(videos, labels, indices), ...] with lists of num_sample each -> tensors of B * num_sample."""
-    videos, labels, indices = zip(*batch)
-    return default_collate(_flatten(videos)), default_collate(_flatten(labels)), default_collate(_flatten(indices))
+    """[(videos, labels, indices[, report]), ...] with lists of num_sample each -> tensors of B * num_sample
+    (and the list of per-clip reports of SkipBadClips items)."""
+    videos, labels, indices, *reports = zip(*batch)
+    collated = default_collate(_flatten(videos)), default_collate(_flatten(labels)), default_collate(_flatten(indices))
+    return (*collated, *(list(report) for report in reports))

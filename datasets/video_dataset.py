@@ -47,7 +47,8 @@ class VideoClsDataset(Dataset):
         self.short_side_size = short_side_size
         self.test_num_segment, self.test_num_crop = test_num_segment, test_num_crop
         self.num_sample = num_sample
-        self.clips = read_annotations(anno_path, data_path, nb_classes, frame_extensions, skip_bad_clips, images)
+        self.clips, self.dropped_rows = read_annotations(anno_path, data_path, nb_classes, frame_extensions,
+                                                         skip_bad_clips, images)
         self.labels = [clip.label for clip in self.clips]
         self.clip_ids = [clip.clip_id for clip in self.clips]
         if mode == "train":

@@ -30,7 +30,7 @@ def set_rng_state(state: dict) -> None:
 
 
 def save_training_state(path, *, model, optimizer, scaler, epoch, args, sdl=None, model_ema=None,
-                        best_metric=None, best_epoch=None) -> None:
+                        best_metric=None, best_epoch=None, bad_clips=None) -> None:
     """Write a checkpoint atomically. `epoch` is an int, or 'best' for checkpoint-best.pth as the original."""
     state = {
         "model": model.state_dict(),
@@ -46,6 +46,8 @@ def save_training_state(path, *, model, optimizer, scaler, epoch, args, sdl=None
         state["sdl"] = sdl.state_dict()
     if model_ema is not None:
         state["model_ema"] = model_ema.module.state_dict()
+    if bad_clips:
+        state["bad_clips"] = bad_clips  # {split: {clip id: reason}} skipped with --skip_bad_clips
     save_checkpoint(state, path)
 
 

@@ -1,10 +1,10 @@
 """Reading annotation lists with line numbers and writing converted CSVs atomically."""
 import argparse
 import csv
-import os
 import sys
-import tempfile
 from pathlib import Path
+
+from datasets.annotations import write_csv_atomically
 
 
 class AnnotationError(ValueError):
@@ -56,24 +56,6 @@ def unique_rows(path, numbered_rows):
                                   f'duplicate clip {clip!r} (first on line {first_seen[clip]})')
         first_seen[clip] = number
     return [(clip, label) for _, clip, label in numbered_rows]
-
-
-def write_csv_atomically(path, header, rows):
-    """Write header + rows to `path` through a temporary file, so readers never see a half file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle = tempfile.NamedTemporaryFile('w', newline='', dir=path.parent, prefix=f'.{path.name}.',
-                                         delete=False)
-    try:
-        with handle:
-            writer = csv.writer(handle, lineterminator='\n')
-            writer.writerow(header)
-            writer.writerows(rows)
-        os.replace(handle.name, path)
-    except BaseException:
-        os.unlink(handle.name)
-        raise
-    print(f'wrote {path} ({len(rows)} rows)')
 
 
 def convert(input_path, output_path, folder_sources, convert_file, header):

@@ -1,4 +1,6 @@
 """Frame-folder datasets: sampling, views, items, annotation validation (tiny clips in tmp_path)."""
+import csv
+import random
 import warnings
 from argparse import Namespace
 
@@ -9,7 +11,9 @@ from PIL import Image
 from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 from torch.utils.data import DataLoader
 
-from datasets import VideoClsDataset, build_dataset, multiple_samples_collate
+from datasets import BadClipError, VideoClsDataset, build_dataset, multiple_samples_collate
+from datasets.bad_clips import TooManyBadClipsError
+from engine.bad_clips import watch_bad_clips
 from datasets.sampling import all_frame_indices, train_frame_indices
 
 SIZE = 16
@@ -43,7 +47,8 @@ def make_args(tmp_path, csv_path, **overrides):
                 val_label_path=str(csv_path), test_label_path=str(csv_path), nb_classes=None,
                 num_frames=16, sampling_rate=1, input_size=SIZE, short_side_size=SIZE,
                 test_num_segment=2, test_num_crop=2, num_sample=1, aa="rand-m7-n4-mstd0.5-inc1",
-                train_interpolation="bicubic", reprob=0.25, remode="pixel", recount=1, skip_bad_clips=False)
+                train_interpolation="bicubic", reprob=0.25, remode="pixel", recount=1, skip_bad_clips=False,
+                max_bad_fraction=0.01)
     return Namespace(**{**args, **overrides})
 
 
@@ -209,20 +214,80 @@ def test_skip_bad_clips_drops_them_with_one_warning(tmp_path):
     write_clip(tmp_path, "good", 2)
     write_clip(tmp_path, "fine", 2)
     with pytest.warns(UserWarning, match=r"skipping 2 bad row\(s\)") as record:
-        dataset = build_mafw(tmp_path, ["good,0", "gone,1", "fine,3", "good,4"], skip_bad_clips=True)
+        dataset = build_mafw(tmp_path, ["good,0", "gone,1", "fine,3", "good,4"], skip_bad_clips=True,
+                             max_bad_fraction=0.5)
     assert len(record) == 1 and "anno.csv:3" in str(record[0].message) and "anno.csv:5" in str(record[0].message)
     assert dataset.clip_ids == ["good", "fine"] and dataset.labels == [0, 3]
     with warnings.catch_warnings(), pytest.raises(ValueError, match="every row .* is bad"):
         warnings.simplefilter("ignore")
-        build_mafw(tmp_path, ["gone,1"], skip_bad_clips=True)
+        build_mafw(tmp_path, ["gone,1"], skip_bad_clips=True, max_bad_fraction=1.0)
+    with pytest.warns(UserWarning), pytest.raises(TooManyBadClipsError, match=r"train split: 2 of 4 clips are bad"):
+        build_mafw(tmp_path, ["good,0", "gone,1", "fine,3", "good,4"], skip_bad_clips=True, max_bad_fraction=0.25)
 
 
-def test_undecodable_frame_names_the_file(tmp_path):
+def truncate(frame_path):
+    frame_path.write_bytes(frame_path.read_bytes()[:60])
+
+
+def test_undecodable_frame_names_csv_line_clip_and_file(tmp_path):
+    write_clip(tmp_path, "fine", 4)
     write_clip(tmp_path, "broken", 4)
-    (tmp_path / "broken" / "0002.png").write_bytes(b"not an image")
-    dataset = build_mafw(tmp_path, ["broken,0"])
-    with pytest.raises(ValueError, match=r"cannot decode frame '.*broken/0002.png'"):
-        dataset[0]
+    truncate(tmp_path / "broken" / "0002.png")
+    dataset = build_mafw(tmp_path, ["fine,1", "broken,0"])
+    expected = r"anno.csv:3: clip 'broken': cannot decode frame '.*broken/0002.png': "
+    with pytest.raises(BadClipError, match=expected):
+        dataset[1]
+    with pytest.raises(BadClipError) as error:  # re-raised from a worker: the message holds its traceback
+        list(DataLoader(dataset, batch_size=2, num_workers=1))
+    assert "Traceback" in str(error.value)
+    summary = BadClipError.summary(error.value)
+    assert "\n" not in summary and summary == BadClipError.summary(pytest.raises(BadClipError, dataset.__getitem__, 1).value)
+
+
+def write_bad_split(tmp_path):
+    """Clips c0..c7 (label i % 2) of 4 frames; c2 and c4 (label 0) have a truncated frame."""
+    for i in range(8):
+        write_clip(tmp_path, f"c{i}", 4, ext=".jpg")
+    for i in (2, 4):
+        truncate(tmp_path / f"c{i}" / "0001.jpg")
+    return write_csv(tmp_path / "bad.csv", [f"c{i},{i % 2}" for i in range(8)])
+
+
+def test_skip_bad_clips_replaces_with_the_next_good_clip_of_the_same_label(tmp_path):
+    csv_path = write_bad_split(tmp_path)
+    args = make_args(tmp_path, csv_path, data_set="FRAMES", nb_classes=2, num_frames=4, skip_bad_clips=True,
+                     max_bad_fraction=0.25)
+    dataset, _ = build_dataset(True, False, args)
+    loader = watch_bad_clips(DataLoader(dataset, batch_size=4, num_workers=2), drop_replaced=False)
+    batches = list(loader)
+    used = torch.cat([batch[2] for batch in batches]).tolist()
+    assert used == [0, 1, 6, 3, 6, 5, 6, 7]  # c2 -> c6 (c4, the next label-0 clip, is bad too); c4 -> c6
+    assert torch.cat([batch[1] for batch in batches]).tolist() == [i % 2 for i in range(8)]
+    assert loader.replaced == 2 and sorted(dataset.state_dict()) == ["c2", "c4"]
+    assert "bad.csv:4: clip 'c2': cannot decode frame" in dataset.state_dict()["c2"]
+
+    # the same random draws whether a bad clip is tried or already known
+    fresh, _ = build_dataset(True, False, args)
+    for known in (fresh, dataset):
+        np.random.seed(3)
+        torch.manual_seed(3)
+        random.seed(3)
+        known.video = known[2][0]
+    assert torch.equal(fresh.video, dataset.video)
+
+    with pytest.raises(TooManyBadClipsError, match=r"train split: 2 of 8 clips are bad .* --max_bad_fraction 0.2"):
+        args.max_bad_fraction = 0.2
+        list(watch_bad_clips(DataLoader(build_dataset(True, False, args)[0], batch_size=4), drop_replaced=False))
+
+
+def test_evaluation_drops_replaced_items(tmp_path):
+    csv_path = write_bad_split(tmp_path)
+    args = make_args(tmp_path, csv_path, data_set="FRAMES", nb_classes=2, num_frames=4, skip_bad_clips=True,
+                     max_bad_fraction=0.25, test_num_segment=2, test_num_crop=1)
+    dataset, _ = build_dataset(False, True, args)
+    batches = list(watch_bad_clips(DataLoader(dataset, batch_size=5), drop_replaced=True))
+    seen = [(clip_id, segment) for batch in batches for clip_id, segment in zip(batch[2], batch[3].tolist())]
+    assert seen == [(f"c{i}", segment) for segment in range(2) for i in (0, 1, 3, 5, 6, 7)]
 
 
 def test_worker_augmentation_is_reproducible_from_the_torch_seed(tmp_path):
@@ -244,3 +309,65 @@ def test_benchmark_loader_reports_rates():
     results = benchmark_loader(parse_args(["--num_clips", "1", "--num_items", "2"]))
     assert results["train_clips_per_s"] > 0 and results["test_views_per_s"] > 0
     assert results["test_clips_per_s"] == pytest.approx(results["test_views_per_s"] / 4, abs=0.01)
+
+
+ORIGINAL_LAYOUTS = {  # data set -> (CSV path as in the original repository, header, clip ids, frame extension)
+    "DFEW": ("EmoLabel_DataSplit/train(single-labeled)/train_set_1.csv", "video_name,label", ["00001", "02522"], ".jpg"),
+    "FERV39K": ("Annotation/train.csv", "path,id", ["Crime/Angry/0063", "Argue/Surprise/0196"], ".jpg"),
+    "MAFW": ("anno/single/no_caption/set_1/train.csv", "video_name,labels", ["00025", "03747"], ".png"),
+}
+SHAPES = {  # name -> (header, row) with {h} the header names and {c}, {l} a row's clip and label
+    "as shipped": ("{h}\n", "{c},{l}\n"),
+    "BOM and CRLF": ("\ufeff{h}\r\n", "{c},{l}\r\n"),
+    "blank lines, no final newline": ("{h}\n\n", "{c},{l}\n\n"),
+    "spaces around fields": ("{h}\n", " {c} , {l} \n"),
+    "trailing comma": ("{h},\n", "{c},{l},\n"),
+    "pandas index column": (",{h}\n", "{i},{c},{l}\n"),
+}
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+@pytest.mark.parametrize("data_set", ORIGINAL_LAYOUTS)
+def test_annotation_files_of_the_original_repository_are_read_as_they_are(tmp_path, data_set, shape):
+    relative_csv, header, clip_ids, ext = ORIGINAL_LAYOUTS[data_set]
+    for clip_id in clip_ids:
+        write_clip(tmp_path / "frames", clip_id, 2, ext=ext)
+    header_format, row_format = SHAPES[shape]
+    text = header_format.format(h=header) + "".join(
+        row_format.format(i=i, c=c, l=i + 5) for i, c in enumerate(clip_ids))
+    csv_path = tmp_path / relative_csv
+    csv_path.parent.mkdir(parents=True)
+    csv_path.write_bytes(text.rstrip("\n").encode() if "no final newline" in shape else text.encode())
+    dataset, _ = build_dataset(True, False, make_args(tmp_path / "frames", csv_path, data_set=data_set))
+    assert dataset.clip_ids == clip_ids and dataset.labels == [5, 6]
+    assert [clip.line for clip in dataset.clips] == ([3, 5] if "blank" in shape else [2, 3])
+
+
+def test_check_data_finds_every_corrupt_frame_and_writes_clean_csvs(tmp_path):
+    from scripts.check_data import main as check_data
+    write_clip(tmp_path, "a", 5, ext=".jpg")
+    write_clip(tmp_path, "b", 5, ext=".jpg")
+    write_clip(tmp_path, "c", 3, ext=".jpg")
+    write_clip(tmp_path, "mixed", 2, ext=".jpg")
+    write_clip(tmp_path, "d", 3, ext=".jpg")
+    for frame in ("a/0001.jpg", "a/0004.jpg", "b/0000.jpg"):
+        truncate(tmp_path / frame)
+    Image.fromarray(np.zeros((SIZE + 2, SIZE, 3), np.uint8)).save(tmp_path / "mixed" / "0001.jpg")
+    (tmp_path / "splits" / "set_1").mkdir(parents=True)
+    train = write_csv(tmp_path / "splits" / "set_1" / "train.csv", ["a,0", "c,1", "gone,2", "mixed,3"])
+    test = write_csv(tmp_path / "splits" / "test.csv", ["b,4", "d,5"], header="path,id")
+    report = tmp_path / "out" / "bad.csv"
+    status = check_data(["--data_set", "FRAMES", "--nb_classes", "7", "--data_path", str(tmp_path), "--workers", "2",
+                         "--label_path", str(train), str(test), "--report", str(report),
+                         "--clean_dir", str(tmp_path / "clean")])
+    assert status == 1
+    rows = {row["clip"]: row for row in csv.DictReader(report.open())}
+    assert sorted(rows) == ["a", "b", "gone", "mixed"]
+    assert rows["a"]["bad_frames"] == "0001.jpg 0004.jpg" and rows["a"]["line"] == "2"
+    assert rows["a"]["reason"].startswith("2 of 5 frames cannot be decoded; first: cannot decode frame")
+    assert rows["b"]["bad_frames"] == "0000.jpg" and rows["b"]["label_file"] == str(test)
+    assert "does not exist" in rows["gone"]["reason"] and "differ in size" in rows["mixed"]["reason"]
+    assert (tmp_path / "clean" / "set_1" / "train.csv").read_text() == "video_name,label\nc,1\n"
+    assert (tmp_path / "clean" / "test.csv").read_text() == "path,id\nd,5\n"
+    assert check_data(["--data_set", "FRAMES", "--nb_classes", "7", "--data_path", str(tmp_path), "--workers", "1",
+                       "--label_path", str(tmp_path / "clean" / "test.csv"), "--report", str(report)]) == 0

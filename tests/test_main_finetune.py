@@ -3,6 +3,8 @@ torchrun with two processes, non-finite loss."""
 import argparse
 import json
 import os
+import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -84,10 +86,9 @@ def test_training_writes_logs_predictions_and_checkpoints(data, trained):
     assert not list(output_dir.glob("*.tmp*")), "temporary checkpoint files left behind"
 
 
-def test_killed_run_resumes_to_the_same_result(data, trained, tmp_path):
-    reference_dir, _ = trained
-    output_dir = tmp_path / "interrupted"
-    process = subprocess.Popen([sys.executable, "main_finetune.py", *tiny_args(data, output_dir)], cwd=ROOT,
+def kill_after_first_epoch(args, output_dir):
+    """Start main_finetune.py and SIGKILL it once its first epoch is logged, before its end."""
+    process = subprocess.Popen([sys.executable, "main_finetune.py", *args], cwd=ROOT,
                                env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 300
     while not ((output_dir / "log.txt").exists() and (output_dir / "log.txt").read_text().strip()):
@@ -97,6 +98,11 @@ def test_killed_run_resumes_to_the_same_result(data, trained, tmp_path):
     process.wait()
     assert len(read_log(output_dir)) < EPOCHS, "the run was not interrupted before its end"
 
+
+def test_killed_run_resumes_to_the_same_result(data, trained, tmp_path):
+    reference_dir, _ = trained
+    output_dir = tmp_path / "interrupted"
+    kill_after_first_epoch(tiny_args(data, output_dir), output_dir)
     run_main(tiny_args(data, output_dir))
     final, reference = read_log(output_dir)[-1], read_log(reference_dir)[-1]
     assert final == reference
@@ -203,3 +209,96 @@ def test_sdl_queues_are_refreshed_from_the_unmixed_batch():
                     mixup_fn=blank_mixup, sdl=sdl, sdl_update_freq=7, progress=ProgressLogger("test"))
     # two different clean clips give different features; two blanked ones would give equal features
     assert not torch.allclose(sdl.queue[0, -1], sdl.queue[1, -1])
+
+
+@pytest.fixture(scope="module")
+def bad_data(data, tmp_path_factory):
+    """Small splits of the synthetic clips, one truncated frame in a train and in a test clip:
+    train.csv (8 clips, one bad), train_clean.csv (4 good clips), test.csv (3 clips, one bad)."""
+    root = tmp_path_factory.mktemp("bad_data")
+    shutil.copytree(data / "clips", root / "clips")
+    train_rows = (data / "splits" / "train_set_1.csv").read_text().splitlines()[1:9]
+    test_rows = (data / "splits" / "test_set_1.csv").read_text().splitlines()[1:4]
+    bad = {"train": train_rows[2].split(",")[0], "test": test_rows[1].split(",")[0]}
+    for clip_id in bad.values():
+        frame = sorted((root / "clips" / clip_id).iterdir())[1]
+        frame.write_bytes(frame.read_bytes()[:200])
+    for name, rows in (("train", train_rows), ("train_clean", train_rows[4:]), ("test", test_rows)):
+        (root / f"{name}.csv").write_text("\n".join(["video_name,label", *rows]) + "\n")
+    return root, bad
+
+
+def small_args(root, output_dir, *extra):
+    args = tiny_args(root, output_dir, *extra)
+    args[args.index("--train_label_path") + 1] = str(root / "train.csv")
+    args[args.index("--test_label_path") + 1] = str(root / "test.csv")
+    return args
+
+
+def test_corrupt_test_frame_is_a_one_line_error_and_keeps_the_checkpoint(bad_data, tmp_path):
+    root, bad = bad_data
+    output_dir = tmp_path / "fails"
+    args = small_args(root, output_dir, "--val_label_path", str(root / "train_clean.csv"))
+    args[args.index("--train_label_path") + 1] = str(root / "train_clean.csv")
+    args[args.index("--epochs") + 1] = "1"
+    result = run_main(args, check=False)
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    last_line = result.stderr.strip().splitlines()[-1]
+    assert re.fullmatch(rf"error: .*test\.csv:3: clip '{bad['test']}': cannot decode frame "
+                        rf"'.*{bad['test']}/\d+\.jpg': .*; pass --skip_bad_clips .*", last_line), last_line
+    assert torch.load(output_dir / "checkpoint.pth", weights_only=False)["epoch"] == 0
+
+
+def skip_args(root, output_dir):
+    return small_args(root, output_dir, "--skip_bad_clips", "--max_bad_fraction", "0.4")
+
+
+@pytest.fixture(scope="module")
+def skipped(bad_data, tmp_path_factory):
+    root, _ = bad_data
+    output_dir = tmp_path_factory.mktemp("skip")
+    result = run_main(skip_args(root, output_dir))
+    return output_dir, result.stdout
+
+
+def test_skip_bad_clips_finishes_and_reports_them(bad_data, skipped):
+    (root, bad), (output_dir, stdout) = bad_data, skipped
+    log = read_log(output_dir)
+    assert [entry["train_skipped_clips"] for entry in log[:-1]] == [[bad["train"]]] * EPOCHS
+    assert [entry["train_replaced_samples"] for entry in log[:-1]] == [1] * EPOCHS  # its one sample per epoch
+    assert log[0]["val_skipped_clips"] == [bad["test"]]
+    final = log[-1]
+    assert set(final["skipped_clips"]) == {"train", "val", "test"}
+    assert list(final["skipped_clips"]["train"]) == [bad["train"]]
+    assert final["final_last_skipped_clips"] == final["final_best_skipped_clips"] == [bad["test"]]
+    assert final["final_last_num_clips"] == 2
+    predicted = [row.split(",")[0] for row in (output_dir / "pred.csv").read_text().splitlines()[1:]]
+    assert len(predicted) == 2 and bad["test"] not in predicted
+    assert re.search(r"\[last\] 2 clips: UAR [\d.]+%  WAR [\d.]+% \[1 clip\(s\) skipped", stdout)
+    assert f"{bad['train']}: " in stdout.split("--skip_bad_clips: 1 train clip(s) skipped")[1]
+
+
+def test_killed_run_with_a_bad_clip_resumes_to_the_same_result(bad_data, skipped, tmp_path):
+    (root, _), (reference_dir, _) = bad_data, skipped
+    output_dir = tmp_path / "interrupted"
+    kill_after_first_epoch(skip_args(root, output_dir), output_dir)
+    run_main(skip_args(root, output_dir))
+    assert read_log(output_dir)[-1] == read_log(reference_dir)[-1]
+    resumed = torch.load(output_dir / "checkpoint.pth", weights_only=False)
+    uninterrupted = torch.load(reference_dir / "checkpoint.pth", weights_only=False)
+    assert resumed["bad_clips"] == uninterrupted["bad_clips"]
+    for key in resumed["model"]:
+        assert torch.equal(resumed["model"][key], uninterrupted["model"][key]), key
+
+
+def test_check_data_flag_checks_the_given_splits(bad_data, tmp_path, capsys):
+    from datasets.check import check_data_of_args
+    from main_finetune import get_args_parser
+    root, bad = bad_data
+    args = get_args_parser().parse_args(small_args(root, tmp_path, "--check_data", "--num_workers", "2"))
+    report = check_data_of_args(args)
+    assert sorted(row[2] for row in report) == sorted(bad.values())
+    rows = (tmp_path / "bad_clips.csv").read_text().splitlines()
+    assert rows[0] == "label_file,line,clip,label,reason,bad_frames" and len(rows) == 3
+    assert "frames/s per process" in capsys.readouterr().out
