@@ -124,7 +124,7 @@ def test_images_csv_gives_one_frame_clips_and_validates_rows(tmp_path):
                               val_label_path=summary['test_csv'], num_frames=16, sampling_rate=1, input_size=32,
                               short_side_size=32, test_num_segment=5, test_num_crop=3, num_sample=1,
                               aa='rand-m7-n4-mstd0.5-inc1', train_interpolation='bicubic', reprob=0.25,
-                              remode='pixel', recount=1, skip_bad_clips=False)
+                              remode='pixel', recount=1, skip_bad_clips=False, max_bad_fraction=0.01)
     train, classes = build_dataset(is_train=True, test_mode=False, args=args)
     test, _ = build_dataset(is_train=False, test_mode=True, args=args)
     assert classes == 7 and len(train) == summary['num_train'] and len(test) == summary['num_test']
@@ -139,8 +139,12 @@ def test_images_csv_gives_one_frame_clips_and_validates_rows(tmp_path):
                                          r"bad.csv:4: image file .*images' does not exist"):
         build_dataset(is_train=True, test_mode=False, args=args)
     args.skip_bad_clips = True
+    with pytest.warns(UserWarning, match='skipping 2 bad row'), pytest.raises(ValueError, match='max_bad_fraction'):
+        build_dataset(is_train=True, test_mode=False, args=args)
+    args.max_bad_fraction = 1.0
     with pytest.warns(UserWarning, match='skipping 2 bad row'):
-        assert len(build_dataset(is_train=True, test_mode=False, args=args)[0]) == 1
+        kept, _ = build_dataset(is_train=True, test_mode=False, args=args)
+    assert len(kept) == 1 and kept.clip_ids == ['images/000001.jpg']
 
 
 def test_rafdb_converter(tmp_path):
