@@ -15,6 +15,7 @@ import argparse
 import json
 import multiprocessing as mp
 import platform
+import queue as queue_module
 import resource
 import sys
 import tempfile
@@ -137,7 +138,13 @@ def run_in_process(target, case):
     queue = ctx.Queue()
     process = ctx.Process(target=target, args=(case, queue))
     process.start()
-    result = queue.get()
+    while True:
+        try:
+            result = queue.get(timeout=5)
+            break
+        except queue_module.Empty:
+            if not process.is_alive():
+                raise SystemExit(f"benchmark case {case} failed (exit code {process.exitcode}; its error is above)")
     process.join()
     return result
 

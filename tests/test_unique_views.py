@@ -44,7 +44,13 @@ def dataset(tmp_path_factory):
 @pytest.fixture(scope="module")
 def model():
     torch.manual_seed(0)
-    return build_model("s2d_tiny_patch8_112", num_frames=CLIP_LEN, num_classes=3), LandmarkFeatures(None)
+    return build_model("s2d_tiny_patch8_112", num_frames=CLIP_LEN, num_classes=3, depth=2), LandmarkFeatures(None)
+
+
+@pytest.fixture(scope="module")
+def full(dataset, model):
+    """Results of computing every test view."""
+    return _evaluate(model, dataset)
 
 
 def test_views_are_grouped_by_frames_and_crop(dataset):
@@ -75,9 +81,13 @@ def _evaluate(model, views_dataset, collate_fn=None):
     return evaluate(*model, loader, torch.device("cpu"), 3, keep_features=True)
 
 
-def _assert_same_results(got, expected):
+def _assert_same_results(got, expected, same_order=True):
     (metrics, (ids, labels, scores), records, _), (metrics_full, (ids_full, labels_full, scores_full), *_) = \
         got, expected
+    metrics_full = dict(metrics_full)
+    if not same_order:  # gathered shards list the clips in another order
+        order = [ids.index(c) for c in ids_full]
+        ids, labels, scores = [ids[i] for i in order], labels[order], scores[order]
     assert ids == ids_full and labels.tolist() == labels_full.tolist()
     assert scores.argmax(1).tolist() == scores_full.argmax(1).tolist()
     np.testing.assert_allclose(scores, scores_full, rtol=0, atol=1e-6)
@@ -85,8 +95,7 @@ def _assert_same_results(got, expected):
     assert {k: v for k, v in metrics.items() if k != "loss"} == metrics_full
 
 
-def test_distinct_views_give_the_results_of_every_view(dataset, model):
-    full = _evaluate(model, dataset)
+def test_distinct_views_give_the_results_of_every_view(dataset, model, full):
     unique = _evaluate(model, UniqueTestViews(dataset), collate_fn=collate_views)
     _assert_same_results(unique, full)
     records, features = unique[2], unique[3]
@@ -107,7 +116,7 @@ def test_merge_weights_each_distinct_view_by_the_views_it_stands_for(dataset, mo
     np.testing.assert_allclose(scores[ids.index("clip5")], (4 * a + 2 * b) / 6, rtol=0, atol=1e-12)
 
 
-def test_sharded_distinct_views_gathered_equal_one_process(dataset, model, monkeypatch):
+def test_sharded_distinct_views_gathered_equal_one_process(dataset, model, full, monkeypatch):
     """Two processes' shards (the sampler pads the 13 distinct views to 14 with a repeat of the first)
     gathered as under torchrun give the single-process results of every view."""
     unique = UniqueTestViews(dataset)
@@ -117,7 +126,7 @@ def test_sharded_distinct_views_gathered_equal_one_process(dataset, model, monke
     other_rank = iter(predict_views(*model, loaders[1], torch.device("cpu"), keep_features=True))
     monkeypatch.setattr(sys.modules["engine.evaluate"], "all_gather_objects", lambda obj: [obj, next(other_rank)])
     gathered = evaluate(*model, loaders[0], torch.device("cpu"), 3, gather=True, keep_features=True)
-    _assert_same_results(gathered, _evaluate(model, dataset))
+    _assert_same_results(gathered, full, same_order=False)
     assert len(gathered[2]) == len(gathered[3]) == len(dataset) + len(FRAME_COUNTS[3][0])  # the padded repeat
 
 
