@@ -123,13 +123,15 @@ def _test_pass(case, queue):
                                   short_side_size=224, test_num_segment=2, test_num_crop=2)
         loaders = {"all views": DataLoader(dataset, **loader_options),
                    "distinct views": DataLoader(UniqueTestViews(dataset), collate_fn=collate_views, **loader_options)}
-        for name in ["all views", "distinct views"] * 2:  # the first round warms up
+        for name in ["all views", "distinct views"] * 2:  # alternating; each keeps its faster round
             start = time.perf_counter()
             metrics, *_ = engine.evaluate(model, landmark, loaders[name], device, 7, PRECISIONS[case["precision"]])
             if device.type == "cuda":
                 torch.cuda.synchronize()
-            result[name] = {"seconds": time.perf_counter() - start, "forward_passes": len(loaders[name].dataset),
-                            "uar": metrics["uar"], "war": metrics["war"]}
+            seconds = time.perf_counter() - start
+            if name not in result or seconds < result[name]["seconds"]:
+                result[name] = {"seconds": seconds, "forward_passes": len(loaders[name].dataset),
+                                "uar": metrics["uar"], "war": metrics["war"]}
     queue.put(result)
 
 
