@@ -23,11 +23,14 @@ from datasets import BadClipError, ClassBalancedSampler, VideoMixup, build_datas
 from datasets.bad_clips import TooManyBadClipsError
 from datasets.build import ALIASES, DATASETS, is_image_dataset
 from datasets.check import check_data_of_args
+from datasets.unique_views import UniqueTestViews, collate_views
 from engine import ProgressLogger, SDL, cosine_scheduler
 from engine.bad_clips import (bad_clip_state, load_bad_clip_state, print_bad_clip_summary, share_bad_clips,
                               skipped_note, watch_bad_clips, without_skipped_clips)
 from engine.metrics import format_confusion_matrix, plot_confusion_matrix
 from models import build_landmark, build_model, freeze_for_finetuning, is_image_model, load_checkpoint
+from models.fast_paths import prepare_for_speed
+from models.quantize import quantize_int8
 
 VAL_METRICS = ["acc1", "acc5", "war", "uar", "weighted_f1", "micro_f1", "macro_f1"]
 
@@ -67,8 +70,9 @@ def get_args_parser():
     g.add_argument("--min_lr", default=1e-8, type=float, help="final lr for a total batch of 256")
     g.add_argument("--warmup_epochs", default=2, type=int)
     g.add_argument("--warmup_steps", default=-1, type=int, help="overrides --warmup_epochs when > 0")
-    g.add_argument("--amp_dtype", default="float16", choices=["float16", "bfloat16", "none"],
-                   help="autocast dtype on CUDA (float16 uses a gradient scaler); CPU runs in float32")
+    g.add_argument("--amp_dtype", default="bfloat16", choices=["bfloat16", "float16", "none"],
+                   help="autocast dtype on CUDA (float16 adds a gradient scaler; bfloat16 needs compute "
+                        "capability 8.0+); CPU runs in float32")
 
     g = p.add_argument_group("augmentation")
     g.add_argument("--num_sample", default=2, type=int, help="repeated augmentation: views per clip per step")
@@ -136,9 +140,16 @@ def get_args_parser():
     g.add_argument("--dist_eval", action="store_true", help="shard validation over processes")
     g.add_argument("--val_metric", default="acc1", choices=VAL_METRICS)
     g.add_argument("--save_feature", action="store_true", help="also save the test features and logits")
+    g.add_argument("--no_dedup_views", action="store_false", dest="dedup_views",
+                   help="compute every test view, also those identical by construction to another view of the "
+                        "clip (same results, more forward passes; for checking)")
     g.add_argument("--output_dir", default="", help="where checkpoints and results go (empty: nothing saved)")
     g.add_argument("--log_dir", default=None, help="TensorBoard folder")
     g.add_argument("--device", default=None, help="cuda or cpu (default: cuda when available)")
+    g.add_argument("--compile", action="store_true", help="torch.compile the model and the landmark network")
+    g.add_argument("--cpu_int8", action="store_true",
+                   help="with --eval on the CPU: int8 Linear layers (dynamic quantization), faster, near-identical "
+                        "predictions (docs/BENCHMARKS.md)")
     g.add_argument("--seed", default=0, type=int)
     g.add_argument("--print_freq", default=10, type=int)
     return p
@@ -150,17 +161,22 @@ def set_seed(seed: int) -> None:
     random.seed(seed)
 
 
-def _eval_loader(dataset, sampler, batch_size, args):
+def _eval_loader(dataset, sampler, batch_size, args, collate_fn=None):
     return DataLoader(dataset, sampler=sampler, batch_size=batch_size, num_workers=args.num_workers,
-                      pin_memory=args.pin_mem and args.device.startswith("cuda"),
+                      pin_memory=args.pin_mem and args.device.startswith("cuda"), collate_fn=collate_fn,
                       generator=torch.Generator().manual_seed(args.seed))
 
 
 def build_test_loader(args, num_tasks, rank):
-    """Multi-view test loader, always sharded over processes (views gathered before merging)."""
+    """Multi-view test loader (distinct views only unless --no_dedup_views), always sharded over processes
+    (views gathered before merging)."""
     dataset, args.nb_classes = build_dataset(is_train=False, test_mode=True, args=args)
-    sampler = DistributedSampler(dataset, num_replicas=num_tasks, rank=rank, shuffle=False)
-    return dataset, watch_bad_clips(_eval_loader(dataset, sampler, args.batch_size, args), drop_replaced=True)
+    views, collate_fn = dataset, None
+    if args.dedup_views:
+        views, collate_fn = UniqueTestViews(dataset), collate_views
+        print(f"test views: {views.summary()}")
+    sampler = DistributedSampler(views, num_replicas=num_tasks, rank=rank, shuffle=False)
+    return dataset, watch_bad_clips(_eval_loader(views, sampler, args.batch_size, args, collate_fn), drop_replaced=True)
 
 
 def build_train_val_loaders(args, num_tasks, rank):
@@ -258,6 +274,11 @@ def main(args):
     device = torch.device(args.device)
     num_tasks, rank = engine.get_world_size(), engine.get_rank()
     amp_dtype = None if device.type != "cuda" or args.amp_dtype == "none" else getattr(torch, args.amp_dtype)
+    if amp_dtype == torch.bfloat16 and not torch.cuda.is_bf16_supported(including_emulation=False):
+        sys.exit(f"error: {torch.cuda.get_device_name(device)} has no bfloat16 support (compute capability < 8.0); "
+                 "pass --amp_dtype float16 (with a gradient scaler) or --amp_dtype none")
+    if args.cpu_int8 and not (args.eval and device.type == "cpu"):
+        sys.exit("error: --cpu_int8 is for --eval on the CPU (pass --eval --device cpu)")
     set_seed(args.seed + rank)
     if args.output_dir:
         os.makedirs(args.output_dir, exist_ok=True)
@@ -291,6 +312,10 @@ def main(args):
     landmark = build_landmark(args.landmark_weights, trust=args.trust_checkpoint, grid_size=model.grid_size).to(device)
     sdl = SDL(args.nb_classes, model.embed_dim, k=args.K, queue_size=args.qs).to(device) if args.sdl else None
     model_ema = ModelEmaV3(model, decay=args.model_ema_decay) if args.model_ema and not args.eval else None
+    if args.cpu_int8:
+        model = quantize_int8(model)
+    # after the EMA copy: a deep copy of a compiled module would call the original's forward
+    prepare_for_speed(model, landmark, channels_last=device.type == "cuda", compile=args.compile)
     model_without_ddp = model
     if args.distributed:
         model = torch.nn.parallel.DistributedDataParallel(

@@ -81,7 +81,9 @@ class VideoClsDataset(Dataset):
         indices = all_frame_indices(len(clip.frame_names), self.clip_len, self.sampling_rate)[:self.clip_len]
         return self.transform(load_frames(clip, indices)), clip.label, clip.clip_id
 
-    def _test_item(self, index: int):
+    def test_view(self, index: int):
+        """(clip, segment, crop, frame indices, crop start) of test item `index`: two items of the same clip
+        with equal frame indices and crop start show the same pixels."""
         view, clip_index = divmod(index, len(self.clips))
         segment, crop = divmod(view, self.test_num_crop)
         clip = self.clips[clip_index]
@@ -90,5 +92,9 @@ class VideoClsDataset(Dataset):
         temporal_start, spatial_start = test_view_starts(
             len(indices), self.short_side_size, self.clip_len, self.short_side_size,
             self.test_num_segment, self.test_num_crop, segment, crop)
-        frames = load_frames(clip, indices[temporal_start:temporal_start + self.clip_len])
+        return clip, segment, crop, indices[temporal_start:temporal_start + self.clip_len], spatial_start
+
+    def _test_item(self, index: int):
+        clip, segment, crop, frame_indices, spatial_start = self.test_view(index)
+        frames = load_frames(clip, frame_indices)
         return self.transform(frames, spatial_start), clip.label, clip.clip_id, segment, crop

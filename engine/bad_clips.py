@@ -22,7 +22,7 @@ class BadClipWatcher:
     field; with `drop_replaced` (evaluation), replaced items are removed from the batch."""
 
     def __init__(self, loader, drop_replaced: bool):
-        self.loader, self.dataset, self.drop_replaced = loader, loader.dataset, drop_replaced
+        self.loader, self.dataset, self.drop_replaced = loader, _bad_clip_dataset(loader.dataset), drop_replaced
         self.replaced = 0  # items replaced in the current or last pass
 
     def __getattr__(self, name):
@@ -49,13 +49,20 @@ class BadClipWatcher:
             yield tuple(batch)
 
 
+def _bad_clip_dataset(dataset):
+    """The SkipBadClips that `dataset` is or wraps (the test set's UniqueTestViews), else None."""
+    while dataset is not None and not isinstance(dataset, SkipBadClips):
+        dataset = vars(dataset).get("dataset")
+    return dataset
+
+
 def watch_bad_clips(loader, drop_replaced: bool):
     """`loader` wrapped in a BadClipWatcher when its dataset skips bad clips, else `loader` itself."""
-    return BadClipWatcher(loader, drop_replaced) if isinstance(loader.dataset, SkipBadClips) else loader
+    return BadClipWatcher(loader, drop_replaced) if _bad_clip_dataset(loader.dataset) else loader
 
 
 def _guarded(loaders):
-    return [loader.dataset for loader in loaders if isinstance(loader.dataset, SkipBadClips)]
+    return [dataset for dataset in map(_bad_clip_dataset, (loader.dataset for loader in loaders)) if dataset]
 
 
 def share_bad_clips(*loaders) -> None:

@@ -1,25 +1,39 @@
 """Clip-level metrics (UAR, WAR, F1, per-class accuracy, confusion matrix) and multi-view merging."""
 import numpy as np
 import torch
+import torch.nn.functional as F
 from sklearn.metrics import confusion_matrix, f1_score, recall_score
+
+
+def distinct_views(records):
+    """{(clip_id, segment, crop): (logits, label)} from view records (clip_id, segment, crop, logits, label);
+    a view seen twice (the distributed sampler pads with repeats) counts once."""
+    views = {}
+    for clip_id, segment, crop, logits, label in records:
+        views.setdefault((clip_id, segment, crop), (logits, label))
+    return views
 
 
 def merge_views(records):
     """Average the softmax scores of each clip's distinct views.
 
-    records: iterable of (clip_id, segment, crop, logits (K,) array, label). A view seen twice (the
-    distributed sampler pads with repeats) counts once. Returns (clip_ids, labels (N,), scores (N, K))
-    in first-seen clip order.
+    records: iterable of (clip_id, segment, crop, logits (K,) array, label). Returns (clip_ids, labels (N,),
+    scores (N, K)) in first-seen clip order.
     """
     views, labels = {}, {}
-    for clip_id, segment, crop, logits, label in records:
-        clip_views = views.setdefault(clip_id, {})
-        if (segment, crop) not in clip_views:
-            clip_views[(segment, crop)] = torch.as_tensor(logits, dtype=torch.float64).softmax(0).numpy()
-            labels[clip_id] = int(label)
+    for (clip_id, _, _), (logits, label) in distinct_views(records).items():
+        views.setdefault(clip_id, []).append(torch.as_tensor(logits, dtype=torch.float64).softmax(0).numpy())
+        labels[clip_id] = int(label)
     clip_ids = list(views)
-    scores = np.stack([np.mean(list(views[c].values()), axis=0) for c in clip_ids])
+    scores = np.stack([np.mean(views[c], axis=0) for c in clip_ids])
     return clip_ids, np.array([labels[c] for c in clip_ids]), scores
+
+
+def mean_view_loss(records):
+    """Mean cross-entropy over the distinct views of the records (independent of batch size and process count)."""
+    views = list(distinct_views(records).values())
+    logits = torch.as_tensor(np.stack([logits for logits, _ in views]), dtype=torch.float64)
+    return F.cross_entropy(logits, torch.tensor([label for _, label in views])).item()
 
 
 def classification_metrics(labels, scores, num_classes):

@@ -1,5 +1,6 @@
 """Multi-view complementary prompter block: landmark-guided prompt p and, in the video model, the
 temporal adapter output q."""
+import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
 
@@ -27,5 +28,11 @@ class PromptBlock(nn.Module):
 
     def forward(self, rgb_map, landmark_map):
         q = None if self.TMA is None else self.TMA(rearrange(rgb_map, 'b d h w -> b (h w) d'))
-        p = self.conv1x1(self.fovea(self.conv0_0(rgb_map)) + self.conv0_1(landmark_map))
+        p = pointwise(self.conv1x1, self.fovea(pointwise(self.conv0_0, rgb_map)) + pointwise(self.conv0_1, landmark_map))
         return p, q
+
+
+def pointwise(conv, x):
+    """`conv` (1x1) applied to x (B, C, H, W) as a product over channels: the same result, and on CPU
+    several times faster than oneDNN's 1x1 convolution on these channels-last token maps."""
+    return F.linear(x.permute(0, 2, 3, 1), conv.weight.flatten(1), conv.bias).permute(0, 3, 1, 2)

@@ -134,9 +134,34 @@ def test_eval_of_an_original_layout_checkpoint(data, trained, tmp_path):
     assert (output_dir / "pred.csv").read_text() == (trained[0] / "pred_best.csv").read_text()
 
 
+def test_eval_of_every_view_equals_distinct_views_and_int8_eval_runs(data, trained, tmp_path):
+    """--no_dedup_views computes the 2 identical views of every 4-frame clip: same pred.csv, metrics and
+    confusion matrix as the de-duplicated test of the run; --cpu_int8 evaluates the same checkpoint."""
+    checkpoint = _original_layout_checkpoint(trained, tmp_path)
+    full_dir, int8_dir = tmp_path / "all_views", tmp_path / "int8"
+    result = run_main(tiny_args(data, full_dir, "--eval", "--finetune", str(checkpoint), "--no_dedup_views",
+                                "--save_feature"))
+    assert "test views:" not in result.stdout
+    final, reference = read_log(full_dir)[-1], read_log(trained[0])[-1]
+    for key in ("uar", "war", "confusion_matrix", "class_acc", "acc5", "macro_f1"):
+        assert final[f"final_{key}"] == reference[f"final_best_{key}"], key
+    assert (full_dir / "pred.csv").read_text() == (trained[0] / "pred_best.csv").read_text()
+    assert (full_dir / "confusion_matrix_eval.txt").read_text() == (trained[0] / "confusion_matrix_best.txt").read_text()
+    features = torch.load(full_dir / "features_eval.pt")
+    test_clips = len((data / "splits" / "test_set_1.csv").read_text().splitlines()) - 1
+    assert len(features["views"]) == features["features"].shape[0] == 2 * test_clips
+
+    result = run_main(tiny_args(data, int8_dir, "--eval", "--finetune", str(checkpoint), "--cpu_int8"))
+    assert f"{test_clips} test clips, {2 * test_clips} views, {test_clips} distinct" in result.stdout
+    rows = (int8_dir / "pred.csv").read_text().splitlines()
+    assert len(rows) == test_clips + 1 and 0.0 <= read_log(int8_dir)[-1]["final_war"] <= 100.0
+    refused = run_main(tiny_args(data, tmp_path / "refused", "--cpu_int8"), check=False)
+    assert refused.returncode != 0 and "--cpu_int8 is for --eval on the CPU" in refused.stderr
+
+
 def test_torchrun_two_processes_match_single_process_eval(data, tmp_path):
     output_dir = tmp_path / "ddp"
-    args = tiny_args(data, output_dir, "--dist_eval", "--test_num_segment", "1", "--test_num_crop", "1")
+    args = tiny_args(data, output_dir, "--dist_eval", "--test_num_crop", "2")  # 4 identical views, 1 computed
     args[args.index("--epochs") + 1] = "1"
     args[args.index("--batch_size") + 1] = "2"
     run_main(args, launcher=(sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
@@ -148,12 +173,12 @@ def test_torchrun_two_processes_match_single_process_eval(data, tmp_path):
 
     eval_dir = tmp_path / "single"
     run_main(tiny_args(data, eval_dir, "--eval", "--resume", str(output_dir / "checkpoint.pth"),
-                       "--test_num_segment", "1", "--test_num_crop", "1"))
+                       "--test_num_crop", "2", "--no_dedup_views"))
     single = read_log(eval_dir)[-1]
     assert single["final_uar"] == pytest.approx(ddp_final["final_last_uar"])
     assert single["final_war"] == pytest.approx(ddp_final["final_last_war"])
-    assert (eval_dir / "pred.csv").read_text().splitlines()[1:].sort() == \
-        (output_dir / "pred.csv").read_text().splitlines()[1:].sort()
+    assert sorted((eval_dir / "pred.csv").read_text().splitlines()[1:]) == \
+        sorted((output_dir / "pred.csv").read_text().splitlines()[1:])
 
 
 def test_non_finite_loss_stops_with_epoch_and_step():

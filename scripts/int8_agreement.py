@@ -1,0 +1,58 @@
+"""Agreement of --cpu_int8 with float32 on a test set: top-1 agreement, largest class-probability difference,
+UAR/WAR and test time of both, for any fine-tuned checkpoint and data (main_finetune.py's flags).
+
+    python scripts/int8_agreement.py --finetune output/demo/checkpoint-best.pth --model s2d_tiny_patch8_112 \
+        --data_set DFEW --data_path data/synthetic_dfew/clips --test_label_path data/synthetic_dfew/splits/test_set_1.csv \
+        --input_size 112 --short_side_size 112 --num_frames 4 --landmark_weights random --batch_size 8 --num_workers 1
+"""
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a file: import main_finetune
+import engine  # noqa: E402
+from main_finetune import build_test_loader, get_args_parser  # noqa: E402
+from models import LandmarkFeatures, build_model, load_checkpoint  # noqa: E402
+from models.quantize import quantize_int8  # noqa: E402
+
+
+def compare(args):
+    """{'fp32': {...}, 'int8': {...}, 'top1_agreement': %, 'max_probability_difference': float, ...}."""
+    checkpoint = args.resume or args.finetune
+    args.device, args.distributed = "cpu", False
+    _, loader = build_test_loader(args, 1, 0)
+    model = build_model(args.model, num_classes=args.nb_classes, num_frames=args.num_frames,
+                        head_dropout=args.dropout_ratio, adapter_ratio=args.scale_factor)
+    load_checkpoint(model, checkpoint, "finetuned", trust=args.trust_checkpoint)
+    landmark = LandmarkFeatures(None if args.landmark_weights == "random" else args.landmark_weights,
+                                trust=args.trust_checkpoint)
+    results, scores = {}, {}
+    for name, candidate in (("fp32", model), ("int8", quantize_int8(model))):
+        start = time.perf_counter()
+        metrics, (_, _, scores[name]), *_ = engine.evaluate(
+            candidate, landmark, loader, torch.device("cpu"), args.nb_classes,
+            progress=engine.ProgressLogger(f"{name}:", args.print_freq))
+        results[name] = {"seconds": round(time.perf_counter() - start, 2), "uar": metrics["uar"],
+                         "war": metrics["war"]}
+    agree = scores["fp32"].argmax(1) == scores["int8"].argmax(1)
+    return {**results, "checkpoint": checkpoint, "num_clips": len(agree),
+            "top1_agreement": 100.0 * float(agree.mean()),
+            "max_probability_difference": float(np.abs(scores["fp32"] - scores["int8"]).max()),
+            "speed_up": round(results["fp32"]["seconds"] / results["int8"]["seconds"], 2)}
+
+
+def main(argv=None):
+    parser = get_args_parser()
+    parser.description = __doc__.splitlines()[0]
+    args = parser.parse_args(argv)
+    if not (args.resume or args.finetune):
+        parser.error("pass the fine-tuned checkpoint with --finetune or --resume")
+    print(json.dumps(compare(args), indent=2))
+
+
+if __name__ == "__main__":
+    main()
