@@ -30,6 +30,7 @@ from engine import ProgressLogger
 from engine.timeline import FrameAnnotator, plot_timeline, write_annotated_video, write_json, write_predictions_csv
 from engine.video_windows import TrackWindows, moving_average
 from models import MODEL_CONFIGS, apply_checkpoint, build_landmark, build_model, is_image_model, read_checkpoint
+from models.quantize import quantize_int8
 
 DEFAULT_MODEL = "s2d_base_patch16_224"
 EXIT_BAD_VIDEO, EXIT_BAD_CHECKPOINT, EXIT_BAD_DETECTOR = 3, 4, 5
@@ -81,6 +82,8 @@ def get_args_parser():
     g.add_argument("--max_seconds", default=None, type=float, help="only the first seconds of the video")
     g.add_argument("--batch_size", default=8, type=int, help="windows per forward pass")
     g.add_argument("--device", default=None, help="cuda or cpu (default: cuda when available); bf16 on cuda")
+    g.add_argument("--cpu_int8", action="store_true",
+                   help="CPU only: run the Linear layers in int8 (faster, small differences; see docs/BENCHMARKS.md)")
     g.add_argument("--no_video", action="store_true", help="do not write annotated.mp4")
     g.add_argument("--print_freq", default=50, type=int, help="progress line every N processed frames")
     return p
@@ -203,7 +206,9 @@ def track_summaries(rows, seen, hits, names, fps):
 
 def main(args):
     if args.device is None:
-        args.device = "cuda" if torch.cuda.is_available() else "cpu"
+        args.device = "cpu" if args.cpu_int8 or not torch.cuda.is_available() else "cuda"
+    if args.cpu_int8 and args.device != "cpu":
+        raise PredictError("--cpu_int8 runs on the CPU only; pass --device cpu", 2)
     if args.device.startswith("cuda") and not torch.cuda.is_available():
         raise PredictError("--device cuda was asked for but no CUDA device is available; use --device cpu", 2)
     device = torch.device(args.device)
@@ -212,6 +217,8 @@ def main(args):
     except VideoError as error:
         raise PredictError(str(error), EXIT_BAD_VIDEO) from error
     model, landmark, names = load_model(args, device)
+    if args.cpu_int8:
+        model = quantize_int8(model)
     detector = build_detector(args)
     os.makedirs(args.output_dir, exist_ok=True)
     max_frames = None if args.max_seconds is None else math.ceil(args.max_seconds * info.fps)

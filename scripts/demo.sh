@@ -8,9 +8,11 @@
 #      head train), then the test: UAR/WAR and confusion matrix, next to the static result;
 #   4. predict.py on a synthetic video of expressions in a row: the emotion timeline (CSV, plot, video).
 # Reduced for 2 CPU cores: 64 px, FRAMES frames, CLIPS_PER_CLASS clips per class, EPOCHS epochs, no
-# mixup, one test view, data loading in the main process (a loader worker beside 2 compute threads on
-# 2 cores oversubscribes them: a step took 7.4 s instead of 0.9 s when one core was busy). Both stages use the fixed-seed RANDOM landmark network (no MobileFaceNet
-# weights are downloaded), so the landmark branch here carries no real landmark information.
+# mixup; the published 2 x 2 test views, which on these square 4-frame clips are one distinct view
+# (computed once); data loading in the main process (a loader worker beside 2 compute threads
+# oversubscribes 2 cores: with one core busy, a training step took 7.4 s with 2 threads, 0.9 s with 1).
+# Both stages use the fixed-seed RANDOM landmark network (no MobileFaceNet weights are downloaded), so
+# the landmark branch here carries no real landmark information.
 # Every value can be overridden from the environment, e.g. EPOCHS=5 bash scripts/demo.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -31,7 +33,7 @@ PYTHON=(env CUDA_VISIBLE_DEVICES="" .venv/bin/python)
 
 DATA_FLAGS=(--data_set DFEW --data_path "$DATA/clips" --train_label_path "$DATA/splits/train_set_1.csv"
             --test_label_path "$DATA/splits/test_set_1.csv" --input_size 64 --short_side_size 64
-            --num_frames "$FRAMES" --test_num_segment 1 --test_num_crop 1 --landmark_weights random
+            --num_frames "$FRAMES" --test_num_segment 2 --test_num_crop 2 --landmark_weights random
             --device cpu --num_workers 0 --batch_size "$BATCH_SIZE")
 mkdir -p "$OUTPUT/static"
 

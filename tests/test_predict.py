@@ -183,6 +183,19 @@ def test_no_detect_smooth_and_max_seconds(checkpoint, tmp_path):
     assert np.abs(raw - smooth).max() > 1e-4  # the random model does not give identical windows
 
 
+def test_cpu_int8_agrees_with_fp32_and_is_cpu_only(checkpoint, tmp_path):
+    video = tmp_path / "synthetic.mp4"
+    write_video(video, ["happy", "surprise"], 6, 64, 8.0, seed=0)
+    flags = ("--no_detect", "--max_seconds", "1.0", "--no_video")
+    run_predict(video, checkpoint, tmp_path / "fp32", *flags)
+    run_predict(video, checkpoint, tmp_path / "int8", *flags, "--cpu_int8")
+    fp32, int8 = probabilities_of(read_csv(tmp_path / "fp32")[1]), probabilities_of(read_csv(tmp_path / "int8")[1])
+    assert fp32.shape == int8.shape == (3, 7)
+    assert 0 < np.abs(fp32 - int8).max() < 0.05  # int8 really ran, and stays close to fp32
+    with pytest.raises(predict.PredictError, match="--cpu_int8 runs on the CPU only"):
+        run_predict(video, checkpoint, tmp_path / "gpu", *flags, "--cpu_int8", "--device", "cuda:0")
+
+
 def test_no_face_gives_empty_valid_outputs(checkpoint, tmp_path, capsys):
     video = tmp_path / "empty.mp4"
     writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"mp4v"), 5, (96, 96))
