@@ -1,9 +1,10 @@
 """Agreement of --cpu_int8 with float32 on a test set: top-1 agreement, largest class-probability difference,
 UAR/WAR and test time of both, for any fine-tuned checkpoint and data (main_finetune.py's flags).
 
-    python scripts/int8_agreement.py --finetune output/demo/checkpoint-best.pth --model s2d_tiny_patch8_112 \
-        --data_set DFEW --data_path data/synthetic_dfew/clips --test_label_path data/synthetic_dfew/splits/test_set_1.csv \
-        --input_size 112 --short_side_size 112 --num_frames 4 --landmark_weights random --batch_size 8 --num_workers 1
+    python scripts/int8_agreement.py --finetune output/demo/checkpoint.pth --model s2d_tiny_patch8_64 \
+        --data_set DFEW --data_path data/synthetic_dfew_64px_100x4f/clips \
+        --test_label_path data/synthetic_dfew_64px_100x4f/splits/test_set_1.csv --input_size 64 --short_side_size 64 \
+        --num_frames 4 --landmark_weights random --batch_size 8 --num_workers 0
 """
 import json
 import sys
@@ -15,8 +16,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a file: import main_finetune
 import engine  # noqa: E402
-from main_finetune import build_test_loader, get_args_parser  # noqa: E402
-from models import LandmarkFeatures, build_model, load_checkpoint  # noqa: E402
+from main_finetune import build_test_loader, create_model, get_args_parser  # noqa: E402
+from models import build_landmark, load_checkpoint  # noqa: E402
 from models.quantize import quantize_int8  # noqa: E402
 
 
@@ -25,11 +26,9 @@ def compare(args):
     checkpoint = args.resume or args.finetune
     args.device, args.distributed = "cpu", False
     _, loader = build_test_loader(args, 1, 0)
-    model = build_model(args.model, num_classes=args.nb_classes, num_frames=args.num_frames,
-                        head_dropout=args.dropout_ratio, adapter_ratio=args.scale_factor)
+    model = create_model(args)
     load_checkpoint(model, checkpoint, "finetuned", trust=args.trust_checkpoint)
-    landmark = LandmarkFeatures(None if args.landmark_weights == "random" else args.landmark_weights,
-                                trust=args.trust_checkpoint)
+    landmark = build_landmark(args.landmark_weights, trust=args.trust_checkpoint, grid_size=model.grid_size)
     results, scores = {}, {}
     for name, candidate in (("fp32", model), ("int8", quantize_int8(model))):
         start = time.perf_counter()
