@@ -6,12 +6,13 @@ lines, spaces around fields, a trailing comma, and a leading index column writte
 """
 import csv
 import os
-import tempfile
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+from models.checkpoint import atomic_output
 
 MAX_LISTED_PROBLEMS = 20
 PANDAS_INDEX_NAMES = ("", "Unnamed: 0")
@@ -151,15 +152,8 @@ def write_csv_atomically(path, header, rows):
     """Write header + rows to `path` through a temporary file, so readers never see a half file."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    handle = tempfile.NamedTemporaryFile("w", newline="", dir=path.parent, prefix=f".{path.name}.",
-                                         delete=False)
-    try:
-        with handle:
-            writer = csv.writer(handle, lineterminator="\n")
-            writer.writerow(header)
-            writer.writerows(rows)
-        os.replace(handle.name, path)
-    except BaseException:
-        os.unlink(handle.name)
-        raise
+    with atomic_output(path) as tmp_path, open(tmp_path, "w", newline="") as handle:
+        writer = csv.writer(handle, lineterminator="\n")
+        writer.writerow(header)
+        writer.writerows(rows)
     print(f"wrote {path} ({len(rows)} rows)")

@@ -3,7 +3,6 @@
 Each file is written under a temporary name beside its destination and renamed when complete.
 """
 import bisect
-import contextlib
 import csv
 import json
 import os
@@ -11,22 +10,10 @@ import os
 import cv2
 import numpy as np
 
+from models.checkpoint import atomic_output
+
 CSV_COLUMNS = ("track", "first_frame", "last_frame", "start_s", "end_s", "box_x", "box_y", "box_w", "box_h")
 BOX_COLOURS = ((0, 200, 0), (0, 140, 255), (255, 80, 0), (200, 0, 200), (0, 200, 200), (80, 80, 255))
-
-
-@contextlib.contextmanager
-def atomic_output(path):
-    """Yield a temporary path (same folder and extension) that is renamed to `path` on success."""
-    folder, name = os.path.split(os.path.abspath(path))
-    stem, extension = os.path.splitext(name)
-    tmp_path = os.path.join(folder, f".{stem}.{os.getpid()}.tmp{extension}")
-    try:
-        yield tmp_path
-        os.replace(tmp_path, path)
-    finally:
-        if os.path.exists(tmp_path):
-            os.unlink(tmp_path)
 
 
 def write_predictions_csv(path, windows, class_names):

@@ -1,8 +1,8 @@
 """Safe checkpoint reading, the original S2D loading rules, and atomic saving."""
 import argparse
+import contextlib
 import os
 import pickle
-import tempfile
 import warnings
 
 import torch
@@ -40,18 +40,25 @@ def _unsafe_globals(path):
         return []
 
 
+@contextlib.contextmanager
+def atomic_output(path):
+    """Yield a temporary path beside `path` (same extension) that is renamed over `path` on success and
+    removed on failure, so readers never see a half-written file."""
+    folder, name = os.path.split(os.path.abspath(path))
+    stem, extension = os.path.splitext(name)
+    tmp_path = os.path.join(folder, f".{stem}.{os.getpid()}.tmp{extension}")
+    try:
+        yield tmp_path
+        os.replace(tmp_path, path)
+    finally:
+        if os.path.exists(tmp_path):
+            os.unlink(tmp_path)
+
+
 def save_checkpoint(state, path):
     """torch.save to a temporary file beside `path`, then rename it over `path` atomically."""
-    path = os.fspath(path)
-    fd, tmp_path = tempfile.mkstemp(prefix=os.path.basename(path) + '.', suffix='.tmp',
-                                    dir=os.path.dirname(os.path.abspath(path)))
-    try:
-        with os.fdopen(fd, 'wb') as f:
-            torch.save(state, f)
-        os.replace(tmp_path, path)
-    except BaseException:
-        os.unlink(tmp_path)
-        raise
+    with atomic_output(path) as tmp_path:
+        torch.save(state, tmp_path)
 
 
 def load_checkpoint(model, path, kind, trust=False):

@@ -18,7 +18,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a file: import datasets.*, engine.*
 from datasets.classes import DFEW_CLASSES
 from datasets.synthetic import render_clip
-from engine.timeline import atomic_output, write_json
+from engine.timeline import write_json
+from models import atomic_output
 
 
 def write_video(path, expressions, frames_per_expression, size, fps, seed):
