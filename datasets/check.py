@@ -13,7 +13,7 @@ from pathlib import Path
 from engine.progress import ProgressLogger
 
 from .annotations import Clip, scan_annotations, write_csv_atomically
-from .build import dataset_spec
+from .build import dataset_spec, is_image_dataset
 from .frames import decode_frame
 
 REPORT_HEADER = ("label_file", "line", "clip", "label", "reason", "bad_frames")
@@ -45,13 +45,14 @@ def _decoded(clips, workers):
 
 
 def check_annotations(csv_paths, data_path, nb_classes, extensions, workers=1, report_path="bad_clips.csv",
-                      clean_dir=None, print_freq=None) -> list[tuple]:
-    """Check every CSV in `csv_paths`; write `report_path` (and cleaned CSVs under `clean_dir`,
-    laid out as the CSVs are under their common folder). Returns the report rows."""
+                      clean_dir=None, print_freq=None, images=False) -> list[tuple]:
+    """Check every CSV in `csv_paths` (with `images`, CSVs of image files); write `report_path` (and
+    cleaned CSVs under `clean_dir`, laid out as the CSVs are under their common folder). Returns the
+    report rows."""
     report, cleaned, total_frames = [], {}, 0
     start = time.perf_counter()
     for csv_path in csv_paths:
-        header, clips, bad_rows = scan_annotations(str(csv_path), data_path, nb_classes, extensions)
+        header, clips, bad_rows = scan_annotations(str(csv_path), data_path, nb_classes, extensions, images)
         report += [(csv_path, row.line, row.clip_id, "", row.reason, "") for row in bad_rows]
         progress = ProgressLogger(f"check {csv_path}:", print_freq or max(len(clips) // 20, 1))
         good = []
@@ -83,4 +84,5 @@ def check_data_of_args(args) -> list[tuple]:
     if not csv_paths:
         raise ValueError("--check_data needs at least one of --train_label_path, --val_label_path, --test_label_path")
     report_path = os.path.join(args.output_dir or ".", "bad_clips.csv")
-    return check_annotations(csv_paths, args.data_path, nb_classes, extensions, max(args.num_workers, 1), report_path)
+    return check_annotations(csv_paths, args.data_path, nb_classes, extensions, max(args.num_workers, 1), report_path,
+                             images=is_image_dataset(args.data_set))

@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a file: import datasets
-from datasets.build import DATASETS, dataset_spec
+from datasets.build import DATASETS, dataset_spec, is_image_dataset
 from datasets.check import check_annotations
 
 
@@ -37,7 +37,7 @@ def main(argv=None) -> int:
     try:
         _, extensions, nb_classes = dataset_spec(args)
         report = check_annotations(args.label_path, args.data_path, nb_classes, extensions, args.workers,
-                                   args.report, args.clean_dir, args.print_freq)
+                                   args.report, args.clean_dir, args.print_freq, images=is_image_dataset(args.data_set))
     except ValueError as error:
         sys.exit(f"error: {error}")
     return 1 if report else 0

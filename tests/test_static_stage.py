@@ -147,6 +147,18 @@ def test_images_csv_gives_one_frame_clips_and_validates_rows(tmp_path):
     assert len(kept) == 1 and kept.clip_ids == ['images/000001.jpg']
 
 
+def test_check_data_reads_image_csvs_as_images(tmp_path):
+    from scripts.check_data import main as check_data
+    summary = write_synthetic_images(tmp_path / 'faces', images_per_class=5, size=32, seed=3)
+    corrupt = tmp_path / 'faces' / 'images' / '000002.jpg'
+    corrupt.write_bytes(corrupt.read_bytes()[:100])
+    report = tmp_path / 'bad.csv'
+    status = check_data(['--data_set', 'IMAGES', '--nb_classes', '7', '--data_path', str(tmp_path / 'faces'),
+                         '--label_path', summary['train_csv'], summary['test_csv'], '--report', str(report)])
+    rows = report.read_text().splitlines()
+    assert status == 1 and len(rows) == 2 and 'images/000002.jpg' in rows[1] and 'cannot be decoded' in rows[1]
+
+
 def test_rafdb_converter(tmp_path):
     labels = tmp_path / 'basic' / 'EmoLabel' / 'list_patition_label.txt'
     labels.parent.mkdir(parents=True)
