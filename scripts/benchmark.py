@@ -9,7 +9,8 @@ and without view de-duplication; and the data loader per worker. Ratios are prin
 
 Each case runs in a fresh process (its peak memory is its own: max RSS on CPU, max allocated on CUDA);
 with --repeats N the cases run N times in alternation and each keeps its fastest step, so that the
-ratios of a noisy shared machine compare like with like.
+ratios of a noisy shared machine compare like with like. On CPU the int8 speed-up of S2D base is also
+measured as alternating fp32/int8 pairs in one process (--int8_pairs), the steadier figure.
 """
 import argparse
 import json
@@ -17,6 +18,7 @@ import multiprocessing as mp
 import platform
 import queue as queue_module
 import resource
+import statistics
 import sys
 import tempfile
 import time
@@ -103,6 +105,30 @@ def _run_case(case, queue):
     queue.put({"seconds": min(seconds), "peak_memory_mib": round(peak / 2 ** 20, 1)})
 
 
+def int8_pairs(case):
+    """[(fp32 seconds, int8 seconds)] of `case["pairs"]` alternating forwards of one clip in one process: the two
+    runs of a pair see the same machine speed (CPU boost after idle, neighbours on a shared machine), so the
+    ratios of pairs are steadier than the fastest steps of separate processes."""
+    torch.manual_seed(0)
+    (model, _), fp32, size = _build({**case, "precision": "fp32"})
+    _, int8, _ = _build({**case, "precision": "int8"})
+    model.eval()
+    video = torch.randn(case["batch"], 3, case["frames"], size, size)
+
+    def seconds(forward):
+        start = time.perf_counter()
+        forward(video)
+        return time.perf_counter() - start
+
+    with torch.inference_mode():
+        fp32(video), int8(video)  # warm-up
+        return [(seconds(fp32), seconds(int8)) for _ in range(case["pairs"])]
+
+
+def _int8_pairs(case, queue):
+    queue.put(int8_pairs(case))
+
+
 def _test_pass(case, queue):
     """Seconds of the multi-view test of `num_clips` DFEW-shaped clips (16 JPEG frames of 224 x 224,
     2 segments x 2 crops), data loading included, with and without view de-duplication."""
@@ -165,7 +191,7 @@ def cases(args):
     return out
 
 
-def ratios(results, test_pass):
+def ratios(results, test_pass, pairs=None):
     """Lines of the side-by-side ratios."""
     by_key = {(r["model"], r["mode"], r["precision"], r["compile"]): r["seconds"] for r in results}
     lines = []
@@ -177,6 +203,10 @@ def ratios(results, test_pass):
             lines.append(f"int8 speed-up over fp32, {model} {mode}: {by_key[(model, mode, 'fp32', compiled)] / seconds:.2f}x")
         if compiled and (model, mode, precision, False) in by_key:
             lines.append(f"torch.compile speed-up, {model} {tag}: {by_key[(model, mode, precision, False)] / seconds:.2f}x")
+    if pairs:
+        speed_ups = sorted(fp32 / int8 for fp32, int8 in pairs)
+        lines.append(f"int8 speed-up over fp32, {BASE} inference, {len(pairs)} alternating pairs in one process: median "
+                     f"{statistics.median(speed_ups):.2f}x (range {speed_ups[0]:.2f}-{speed_ups[-1]:.2f}x)")
     if test_pass:
         full, unique = test_pass["all views"], test_pass["distinct views"]
         lines.append(f"DFEW-shaped test pass ({test_pass['num_clips']} clips x 2 x 2 views): all views "
@@ -195,6 +225,8 @@ def main(argv=None):
     parser.add_argument("--warmup", type=int, default=None, help="untimed steps (default: 1 on CPU, 5 on CUDA)")
     parser.add_argument("--repeats", type=int, default=1, help="run the cases this many times, alternating")
     parser.add_argument("--compile", action="store_true", help="also time torch.compile'd models")
+    parser.add_argument("--int8_pairs", type=int, default=5, help="CPU: alternating fp32/int8 forward pairs of S2D "
+                        "base in one process, for the int8 speed-up (0 skips them)")
     parser.add_argument("--test_clips", type=int, default=None,
                         help="DFEW-shaped clips in the test-pass timing (default: 2 on CPU, 64 on CUDA; 0 skips it)")
     parser.add_argument("--test_workers", type=int, default=None, help="data-loader workers in the test pass "
@@ -230,13 +262,17 @@ def main(argv=None):
         r["clips_per_s"], r["ms_per_step"] = round(r["batch"] / r["seconds"], 3), round(1000 * r["seconds"], 1)
         print(f"| {r['model']} | {r['mode']} | {r['precision']} | {'yes' if r['compile'] else 'no'} | "
               f"{r['batch']} x {r['frames']} | {r['clips_per_s']} | {r['ms_per_step']} | {r['peak_memory_mib']} |")
+    pairs = None
+    if on_cpu and args.int8_pairs:
+        pairs = run_in_process(_int8_pairs, dict(model=BASE, compile=False, frames=16, batch=args.batch,
+                                                 device="cpu", pairs=args.int8_pairs))
     test_pass = None
     if args.test_clips:
         test_pass = run_in_process(_test_pass, dict(
             model=BASE, precision="fp32" if on_cpu else "bf16", compile=False, device=args.device,
             batch=args.batch, num_clips=args.test_clips, workers=args.test_workers))
         test_pass["num_clips"] = args.test_clips
-    print("\n".join(ratios(results, test_pass)), flush=True)
+    print("\n".join(ratios(results, test_pass, pairs)), flush=True)
     data = None
     if not args.skip_data:
         from benchmark_data import benchmark_loader, parse_args as data_args
@@ -244,8 +280,8 @@ def main(argv=None):
         print(f"data loader, one worker: {data['train_clips_per_s']} train clips/s, "
               f"{data['test_views_per_s']} test views/s")
     if args.json:
-        args.json.write_text(json.dumps({"machine": machine, "models": results, "test_pass": test_pass,
-                                         "data_loader": data}, indent=2))
+        args.json.write_text(json.dumps({"machine": machine, "models": results, "int8_pairs": pairs,
+                                         "test_pass": test_pass, "data_loader": data}, indent=2))
 
 
 if __name__ == "__main__":

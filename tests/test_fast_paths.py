@@ -11,7 +11,7 @@ from torch.utils.data import DataLoader
 from engine import ProgressLogger, evaluate, train_one_epoch
 from models import LandmarkFeatures, build_model
 from models.fast_paths import prepare_for_speed
-from models.quantize import quantize_int8
+from models.quantize import int8_engine, quantize_int8
 
 CPU = torch.device("cpu")
 
@@ -106,3 +106,24 @@ def test_int8_quantizes_every_linear_and_keeps_predictions():
     _, (_, _, int8), *_ = evaluate(quantized, landmark, loader, CPU, 7)
     assert abs(fp32 - int8).max() < 0.05 and not (fp32 == int8).all()
     assert (fp32.argmax(1) == int8.argmax(1)).mean() >= 0.75
+
+
+def test_int8_packs_for_onednn_and_leaves_the_process_engine_alone(monkeypatch):
+    """oneDNN's kernels are the faster ones measured here; the process-wide engine must not change."""
+    seen = []
+    original = torch.ao.quantization.quantize_dynamic
+    monkeypatch.setattr(torch.ao.quantization, "quantize_dynamic",
+                        lambda *a, **k: seen.append(torch.backends.quantized.engine) or original(*a, **k))
+    before = torch.backends.quantized.engine
+    quantize_int8(tiny(depth=1).eval())
+    assert torch.backends.quantized.engine == before
+    expected = "onednn" if "onednn" in torch.backends.quantized.supported_engines else before
+    assert seen == [expected] == [int8_engine()]
+
+
+def test_benchmark_times_int8_pairs_and_prints_their_median():
+    from scripts.benchmark import int8_pairs, ratios
+    pairs = int8_pairs(dict(model="s2d_tiny_patch8_112", compile=False, frames=2, batch=1, device="cpu", pairs=2))
+    assert len(pairs) == 2 and all(fp32 > 0 and int8 > 0 for fp32, int8 in pairs)
+    line, = ratios([], None, [(2.0, 1.0), (6.0, 2.0), (3.0, 1.0), (5.0, 1.0)])
+    assert line.endswith("4 alternating pairs in one process: median 3.00x (range 2.00-5.00x)")
