@@ -1,6 +1,7 @@
 """Throughput of predict.py (video frames per second, one face) with random-weight models.
 
     python scripts/benchmark_predict.py --model s2d_tiny_patch8_112 --model s2d_base_patch16_224
+    python scripts/benchmark_predict.py --model s2d_base_patch16_224 --cpu_int8
 
 Writes a video in which a real face (matplotlib's sample photograph grace_hopper.jpg) moves and
 grows, a random-weight checkpoint per model (num_frames 16, the default window), and runs predict.py
@@ -55,6 +56,7 @@ def main():
     parser.add_argument("--model", action="append", default=[], help="repeatable (default: the tiny model)")
     parser.add_argument("--frames", type=int, default=64, help="video length in frames (25 fps, 640x480)")
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--cpu_int8", action="store_true", help="predict.py --cpu_int8 (int8 Linear layers)")
     parser.add_argument("--json", default=None, help="also write the results here")
     args = parser.parse_args()
     results = []
@@ -67,8 +69,9 @@ def main():
             random_checkpoint(tmp / f"{name}.pth", name, 16)
             summary = predict.main(predict.get_args_parser().parse_args(
                 ["--video", str(tmp / "face.mp4"), "--checkpoint", str(tmp / f"{name}.pth"), "--output_dir",
-                 str(tmp / name), "--landmark_weights", "random", "--device", args.device, "--no_video"]))
-            results.append(dict(model=name, device=args.device, frames=summary["frames_processed"],
+                 str(tmp / name), "--landmark_weights", "random", "--device", args.device, "--no_video"]
+                + ["--cpu_int8"] * args.cpu_int8))
+            results.append(dict(model=name, device=args.device, int8=args.cpu_int8, frames=summary["frames_processed"],
                                 tracks=len(summary["tracks"]), seconds=summary["seconds"],
                                 video_frames_per_second=summary["video_frames_per_second"],
                                 torch_threads=torch.get_num_threads(), machine=platform.processor()))
