@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 # oneDNN's int8 Linear kernels: ViT-B/16 Linear layers 1.9x faster than float32 on an AVX2 CPU without
-# VNNI, fbgemm's (PyTorch's default engine there) 1.6x (docs/BENCHMARKS.md).
+# VNNI, fbgemm's (PyTorch's default engine there) 1.7x (docs/BENCHMARKS.md).
 PREFERRED_ENGINE = "onednn"
 
 

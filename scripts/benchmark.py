@@ -205,8 +205,8 @@ def ratios(results, test_pass, pairs=None):
             lines.append(f"torch.compile speed-up, {model} {tag}: {by_key[(model, mode, precision, False)] / seconds:.2f}x")
     if pairs:
         speed_ups = sorted(fp32 / int8 for fp32, int8 in pairs)
-        lines.append(f"int8 speed-up over fp32, {BASE} inference, {len(pairs)} alternating pairs in one process: median "
-                     f"{statistics.median(speed_ups):.2f}x (range {speed_ups[0]:.2f}-{speed_ups[-1]:.2f}x)")
+        lines.append(f"int8 speed-up over fp32, {BASE} inference, {len(pairs)} alternating pairs in one process: "
+                     f"median {statistics.median(speed_ups):.2f}x (range {speed_ups[0]:.2f}-{speed_ups[-1]:.2f}x)")
     if test_pass:
         full, unique = test_pass["all views"], test_pass["distinct views"]
         lines.append(f"DFEW-shaped test pass ({test_pass['num_clips']} clips x 2 x 2 views): all views "

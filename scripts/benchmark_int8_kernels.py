@@ -6,11 +6,16 @@ fastest call.
     python scripts/benchmark_int8_kernels.py
 """
 import argparse
+import sys
 import time
 import warnings
+from pathlib import Path
 
 import torch
 from torch import nn
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a file: import models
+from models.quantize import quantized_engine  # noqa: E402
 
 TOKENS = 16 * 197  # one clip of 16 frames, 196 patches + the class token each
 # (in, out, uses per forward): ViT-B/16 block qkv, proj, fc1, fc2; TMA adapters down/up, temporal qkv, proj
@@ -38,8 +43,7 @@ def main(argv=None):
         linear = nn.Sequential(nn.Linear(d_in, d_out)).eval()
         candidates = {"fp32": linear}
         for engine in engines:
-            torch.backends.quantized.engine = engine
-            with warnings.catch_warnings():
+            with warnings.catch_warnings(), quantized_engine(engine):
                 warnings.simplefilter("ignore")
                 candidates[engine] = torch.ao.quantization.quantize_dynamic(linear, {nn.Linear}, dtype=torch.qint8)
         x = torch.randn(TOKENS, d_in)

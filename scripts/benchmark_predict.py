@@ -71,8 +71,9 @@ def main():
                 ["--video", str(tmp / "face.mp4"), "--checkpoint", str(tmp / f"{name}.pth"), "--output_dir",
                  str(tmp / name), "--landmark_weights", "random", "--device", args.device, "--no_video"]
                 + ["--cpu_int8"] * args.cpu_int8))
-            results.append(dict(model=name, device=args.device, int8=args.cpu_int8, frames=summary["frames_processed"],
-                                tracks=len(summary["tracks"]), seconds=summary["seconds"],
+            results.append(dict(model=name, device=args.device, int8=args.cpu_int8,
+                                frames=summary["frames_processed"], tracks=len(summary["tracks"]),
+                                seconds=summary["seconds"],
                                 video_frames_per_second=summary["video_frames_per_second"],
                                 torch_threads=torch.get_num_threads(), machine=platform.processor()))
             print(json.dumps(results[-1]), flush=True)
