@@ -1,0 +1,1 @@
+"""The video pipeline: time-stamped frames -> faces -> tracks -> windows -> model -> outputs."""
