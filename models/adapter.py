@@ -12,5 +12,10 @@ class Adapter(nn.Module):
         self.attn = (Attention(hidden_dim, num_heads=attention_heads, qkv_bias=False)
                      if attention_heads else nn.Identity())
 
-    def forward(self, x):
-        return self.D_fc2(self.attn(self.act(self.D_fc1(x))))
+    def forward(self, x, around_attention=None):
+        """`around_attention`: optional (before, after) functions applied just before and after the attention."""
+        x = self.act(self.D_fc1(x))
+        if around_attention is None:
+            return self.D_fc2(self.attn(x))
+        before, after = around_attention
+        return self.D_fc2(after(self.attn(before(x))))

@@ -74,16 +74,20 @@ class PromptedViT(nn.Module):
         x = self.patch_embed(frames)
         a = self.patch_embed_prompt(landmark_feats)
 
-        x, a = self._prompt(0, x, self.prompt_norms[0](x), a)
-        x = self._pos_embed(x)
-
-        for i, block in enumerate(self.blocks):
-            if i >= 1:
-                # quirk kept: prompt_norms[i - 1], so prompt_norms[0] serves twice and the last one is unused
-                patches, a = self._prompt(i, x[:, 1:], self.prompt_norms[i - 1](x)[:, 1:], a)
-                x = torch.cat([x[:, :1], patches], dim=1)
-            x = block(x)
+        x, a = add_prompt(self.prompt_blocks[0], self.prompt_norms[0], self.grid_size, x, self.prompt_norms[0](x), a)
+        x = self.blocks[0](self._pos_embed(x))
+        for i in range(1, self.num_layers):
+            # quirk kept: prompt_norms[i - 1], so prompt_norms[0] serves twice and the last one is unused
+            x, a = self.prompted_layer(x, a, self.prompt_blocks[i], self.prompt_norms[i - 1], self.prompt_norms[0],
+                                       self.blocks[i], self.grid_size)
         return x
+
+    @staticmethod
+    def prompted_layer(x, a, prompt_block, norm, landmark_norm, block, grid):
+        """Deep prompt i >= 1 (class token untouched) then ViT block i: `(x, a) -> (x, a)`. The same code for every
+        layer, modules as arguments, so that `models.fast_paths.compile_layers` compiles it once for all layers."""
+        patches, a = add_prompt(prompt_block, landmark_norm, grid, x[:, 1:], norm(x)[:, 1:], a)
+        return block(torch.cat([x[:, :1], patches], dim=1)), a
 
     def _pos_embed(self, x):
         """Prepend the class token, add the position embedding and (video) the temporal embedding
@@ -93,14 +97,6 @@ class PromptedViT(nn.Module):
             return x
         x = rearrange(x, '(b t) n d -> b t n d', t=self.num_frames) + self.temporal_embedding.unsqueeze(2)
         return rearrange(x, 'b t n d -> (b t) n d')
-
-    def _prompt(self, i, patches, normed_patches, landmark_tokens):
-        """Prompt block i: (patches + q + p, p as tokens: the landmark stream of block i + 1)."""
-        # quirk kept: the landmark stream is always normalised with prompt_norms[0]
-        landmark_map = token2feature(self.prompt_norms[0](landmark_tokens), self.grid_size)
-        p, q = self.prompt_blocks[i](token2feature(normed_patches, self.grid_size), landmark_map)
-        p = feature2token(p)
-        return (patches if q is None else patches + q) + p, p
 
     def check_inputs(self, video, landmark_feats, num_frames=None):
         """video (B,3,T,S,S), with T = `num_frames` when given; landmark_feats (B*T,C_l,g,g)."""
@@ -113,6 +109,14 @@ class PromptedViT(nn.Module):
         if tuple(landmark_feats.shape) != expected:
             raise ValueError(f'landmark_feats must have shape {expected} (B*T, landmark channels, '
                              f'grid, grid), got {tuple(landmark_feats.shape)}')
+
+
+def add_prompt(prompt_block, landmark_norm, grid, patches, normed_patches, landmark_tokens):
+    """A prompt block: (patches + q + p, p as tokens: the landmark stream of the next block)."""
+    # quirk kept: the landmark stream is always normalised with prompt_norms[0] (`landmark_norm`)
+    p, q = prompt_block(token2feature(normed_patches, grid), token2feature(landmark_norm(landmark_tokens), grid))
+    p = feature2token(p)
+    return (patches if q is None else patches + q) + p, p
 
 
 def init_linear_and_layernorm(module):
