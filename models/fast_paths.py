@@ -33,16 +33,16 @@ def compile_layers(model: nn.Module, landmark: nn.Module | None = None, **compil
         landmark.compile(**compile_options)
 
 
-SPEEDUPS = {
-    "lean_layout": lambda model, landmark: use_lean_layout(model),
-    "fold_landmark_bn": lambda model, landmark: fold_landmark_batchnorm(landmark),
+SPEEDUPS = {  # name -> function(model, landmark, **compile_options)
+    "lean_layout": lambda model, landmark, **_: use_lean_layout(model),
+    "fold_landmark_bn": lambda model, landmark, **_: fold_landmark_batchnorm(landmark),
     "compile_layers": compile_layers,
 }
 
 
 def prepare_for_speed(model: nn.Module, landmark: nn.Module, channels_last: bool = False,
-                      compile: bool = False, speedups=()) -> None:
-    """In place. `speedups`: names from SPEEDUPS, applied first. `channels_last`: the landmark network's
+                      compile: bool = False, speedups=(), compile_options=None) -> None:
+    """In place. `speedups`: names from SPEEDUPS, applied first; `compile_options`: torch.compile's keywords. `channels_last`: the landmark network's
     convolutions use channels-last memory (faster with cuDNN under autocast; used on CUDA). `compile`:
     torch.compile both modules' forward (nn.Module.compile, so parameter names, state dicts and checkpoints are
     unchanged). The ViT attention already runs fused (F.scaled_dot_product_attention in timm's Attention, the
@@ -54,9 +54,9 @@ def prepare_for_speed(model: nn.Module, landmark: nn.Module, channels_last: bool
         raise ValueError("compile (the whole model) and the compile_layers speed-up exclude each other")
     for name in SPEEDUPS:  # a fixed order: BatchNorm folded before the compilation
         if name in speedups:
-            SPEEDUPS[name](model, landmark)
+            SPEEDUPS[name](model, landmark, **(compile_options or {}))
     if channels_last:
         landmark.to(memory_format=torch.channels_last)
     if compile:
-        model.compile()
-        landmark.compile()
+        model.compile(**(compile_options or {}))
+        landmark.compile(**(compile_options or {}))

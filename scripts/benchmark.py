@@ -32,47 +32,58 @@ BASE, VIT = "s2d_base_patch16_224", "vit_base_patch16_224"
 PRECISIONS = {"fp32": None, "int8": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
-def _build(case):
-    """(modules to move to the device, forward(video) -> logits, image size)."""
+def build_case(case):
+    """(modules on the case's device, forward(video) -> logits, image size). Optional case entries: "speedups"
+    (names of models.fast_paths.SPEEDUPS; for the plain ViT only "compile_layers": each block compiled),
+    "compile_options" (for torch.compile), "backbone" (timm ViT keyword overrides, e.g. a tiny ViT)."""
     import timm
     from einops import rearrange
 
     from models import LandmarkFeatures, build_model, freeze_for_finetuning
     from models.fast_paths import prepare_for_speed
     from models.quantize import quantize_int8
-    if case["model"] == VIT:  # the floor: the same ViT-B/16 on every frame, no prompts, adapters or landmarks
-        vit = timm.create_model(VIT, pretrained=False, num_classes=7)
+    speedups, compile_options = tuple(case.get("speedups", ())), case.get("compile_options", {})
+    if case["model"] == VIT:  # the floor: the same ViT on every frame, no prompts, adapters or landmarks
+        if set(speedups) - {"compile_layers"}:
+            raise ValueError(f"the plain ViT takes only the compile_layers speed-up, not {speedups}")
+        vit = timm.create_model(VIT, pretrained=False, num_classes=7, **case.get("backbone", {}))
         if case["precision"] == "int8":
             vit = quantize_int8(vit)
         if case["compile"]:
-            vit.compile()
-        return (vit,), lambda video: vit(rearrange(video, "b c t h w -> (b t) c h w")), 224
+            vit.compile(**compile_options)
+        for block in vit.blocks if speedups else ():
+            block.compile(**compile_options)
+        size = vit.patch_embed.img_size[0]
+        return (vit.to(case["device"]),), lambda video: vit(rearrange(video, "b c t h w -> (b t) c h w")), size
     model = build_model(case["model"], num_frames=case["frames"])
     freeze_for_finetuning(model)  # the fine-tuning recipe: backbone and landmark network frozen
-    landmark = LandmarkFeatures(None)
+    landmark = LandmarkFeatures(None, grid_size=model.grid_size)
     if case["precision"] == "int8":
         model = quantize_int8(model)
     model.to(case["device"])
     landmark.to(case["device"])
-    prepare_for_speed(model, landmark, channels_last=case["device"] == "cuda", compile=case["compile"])
+    prepare_for_speed(model, landmark, channels_last=case["device"] == "cuda", compile=case["compile"],
+                      speedups=speedups, compile_options=compile_options)
     return (model, landmark), lambda video: model(video, landmark(video))[0], model.img_size
 
 
-def _run_case(case, queue):
-    torch.manual_seed(0)
+def make_step(case, modules, forward):
+    """step(video): one inference forward or one training step (AdamW on the trainable parameters) of the
+    case's mode and precision; "cuda_graph" in the case: inference replayed from CUDA graphs."""
+    from models.cuda_graph import CudaGraphInference
     device = torch.device(case["device"])
     dtype = PRECISIONS[case["precision"]]
-    modules, forward, size = _build(case)
-    for m in modules:
-        m.to(device)
-    video = torch.randn(case["batch"], 3, case["frames"], size, size, device=device)
     params = [p for m in modules for p in m.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=1e-5) if case["mode"] == "train" else None
     scaler = torch.amp.GradScaler("cuda") if dtype == torch.float16 and case["mode"] == "train" else None
     autocast = torch.autocast(device.type, dtype=dtype, enabled=dtype is not None)
-    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+    if case.get("cuda_graph"):
+        if case["mode"] != "inference":
+            raise ValueError("cuda_graph is for inference")
+        forward = CudaGraphInference(forward, dtype)  # autocast inside the graph
+        autocast = torch.autocast(device.type, enabled=False)
 
-    def step():
+    def step(video):
         if case["mode"] == "inference":
             modules[0].eval()
             with torch.inference_mode(), autocast:
@@ -88,21 +99,39 @@ def _run_case(case, queue):
         else:
             optimizer.step()
         optimizer.zero_grad(set_to_none=True)
+    return step
 
-    for _ in range(case["warmup"]):
-        step()
+
+def time_step(step, video, warmup, iters):
+    """(fastest of `iters` timed steps in seconds, peak memory in MiB: max allocated after the warm-up on CUDA,
+    the process's max RSS on CPU)."""
+    cuda = video.device.type == "cuda"
+    sync = torch.cuda.synchronize if cuda else (lambda: None)
+    for _ in range(warmup):
+        step(video)
     sync()
-    if device.type == "cuda":
+    if cuda:
         torch.cuda.reset_peak_memory_stats()
     seconds = []
-    for _ in range(case["iters"]):
+    for _ in range(iters):
         start = time.perf_counter()
-        step()
+        step(video)
         sync()
         seconds.append(time.perf_counter() - start)
-    peak = (torch.cuda.max_memory_allocated() if device.type == "cuda"
-            else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
-    queue.put({"seconds": min(seconds), "peak_memory_mib": round(peak / 2 ** 20, 1)})
+    peak = torch.cuda.max_memory_allocated() if cuda else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    return min(seconds), round(peak / 2 ** 20, 1)
+
+
+def clip_batch(case, size):
+    return torch.randn(case["batch"], 3, case["frames"], size, size, device=case["device"])
+
+
+def _run_case(case, queue):
+    torch.manual_seed(0)
+    modules, forward, size = build_case(case)
+    seconds, peak = time_step(make_step(case, modules, forward), clip_batch(case, size), case["warmup"],
+                              case["iters"])
+    queue.put({"seconds": seconds, "peak_memory_mib": peak})
 
 
 def int8_pairs(case):
@@ -110,8 +139,8 @@ def int8_pairs(case):
     runs of a pair see the same machine speed (CPU boost after idle, neighbours on a shared machine), so the
     ratios of pairs are steadier than the fastest steps of separate processes."""
     torch.manual_seed(0)
-    (model, _), fp32, size = _build({**case, "precision": "fp32"})
-    _, int8, _ = _build({**case, "precision": "int8"})
+    (model, _), fp32, size = build_case({**case, "precision": "fp32"})
+    _, int8, _ = build_case({**case, "precision": "int8"})
     model.eval()
     video = torch.randn(case["batch"], 3, case["frames"], size, size)
 
@@ -130,7 +159,11 @@ def _int8_pairs(case, queue):
 
 
 def _test_pass(case, queue):
-    """Seconds of the multi-view test of `num_clips` DFEW-shaped clips (16 JPEG frames of 224 x 224,
+    queue.put(test_pass(case))
+
+
+def test_pass(case):
+    """Seconds of the multi-view test of `num_clips` DFEW-shaped clips (`frames` JPEG frames at the model's size,
     2 segments x 2 crops), data loading included, with and without view de-duplication."""
     from benchmark_data import write_benchmark_clips
     from torch.utils.data import DataLoader
@@ -140,13 +173,13 @@ def _test_pass(case, queue):
     from datasets.unique_views import UniqueTestViews, collate_views
     torch.manual_seed(0)
     device = torch.device(case["device"])
-    (model, landmark), _, _ = _build({**case, "frames": 16})
+    (model, landmark), _, size = build_case(case)
     loader_options = dict(batch_size=case["batch"], num_workers=case["workers"], pin_memory=device.type == "cuda")
     result = {}
     with tempfile.TemporaryDirectory() as scratch:
-        csv_path = write_benchmark_clips(Path(scratch), case["num_clips"])
-        dataset = VideoClsDataset(str(csv_path), scratch, "test", 7, (".jpg",), clip_len=16, input_size=224,
-                                  short_side_size=224, test_num_segment=2, test_num_crop=2)
+        csv_path = write_benchmark_clips(Path(scratch), case["num_clips"], case["frames"], size)
+        dataset = VideoClsDataset(str(csv_path), scratch, "test", 7, (".jpg",), clip_len=case["frames"],
+                                  input_size=size, short_side_size=size, test_num_segment=2, test_num_crop=2)
         loaders = {"all views": DataLoader(dataset, **loader_options),
                    "distinct views": DataLoader(UniqueTestViews(dataset), collate_fn=collate_views, **loader_options)}
         for name in ["all views", "distinct views"] * 2:  # alternating; each keeps its faster round
@@ -158,7 +191,7 @@ def _test_pass(case, queue):
             if name not in result or seconds < result[name]["seconds"]:
                 result[name] = {"seconds": seconds, "forward_passes": len(loaders[name].dataset),
                                 "uar": metrics["uar"], "war": metrics["war"]}
-    queue.put(result)
+    return result
 
 
 def run_in_process(target, case):
@@ -269,7 +302,7 @@ def main(argv=None):
     test_pass = None
     if args.test_clips:
         test_pass = run_in_process(_test_pass, dict(
-            model=BASE, precision="fp32" if on_cpu else "bf16", compile=False, device=args.device,
+            model=BASE, precision="fp32" if on_cpu else "bf16", compile=False, device=args.device, frames=16,
             batch=args.batch, num_clips=args.test_clips, workers=args.test_workers))
         test_pass["num_clips"] = args.test_clips
     print("\n".join(ratios(results, test_pass, pairs)), flush=True)

@@ -1,0 +1,84 @@
+"""The GPU-session scripts run on the CPU with tiny settings: profile_s2d.py, benchmark_gpu.py, benchmark_epoch.py."""
+import json
+
+import pytest
+import torch
+
+from scripts import benchmark_epoch, benchmark_gpu, profile_s2d
+
+TINY = ["--device", "cpu", "--model", "s2d_tiny_patch8_64"]
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Small ops on a CPU shared with other work run far faster on one thread than on two."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def test_profile_attributes_the_whole_step_to_module_groups(tmp_path):
+    inference, train = profile_s2d.main(TINY + ["--batch_size", "2", "--num_frames", "2",
+                                                "--json", str(tmp_path / "p.json")])
+    for result in (inference, train):
+        groups = {g: row.get("cpu_ms", 0) for g, row in result["groups"].items()}
+        total = sum(groups.values())
+        # the operators' own times cover the step: close to its unprofiled wall time
+        assert 0.5 * result["wall_ms"] < total < 2.0 * result["wall_ms"]
+        for group in (profile_s2d.LANDMARK, profile_s2d.PATCH, profile_s2d.PROMPT, profile_s2d.TMA,
+                      profile_s2d.VIT_BLOCKS):
+            assert groups[group] > 0, group
+        assert groups[profile_s2d.OTHER] < 0.2 * total  # the backward pass is attributed to its modules too
+    assert train["groups"][profile_s2d.OPTIMIZER]["cpu_ms"] > 0 == inference["groups"][profile_s2d.OPTIMIZER].get(
+        "cpu_ms", 0)
+    assert train["groups"][profile_s2d.TMA]["cpu_ms"] > 1.5 * inference["groups"][profile_s2d.TMA]["cpu_ms"]
+    assert train["top_cpu_ops"] and train["top_cpu_ops"][0]["ms"] >= train["top_cpu_ops"][-1]["ms"]
+    table = profile_s2d.table(train, cuda=False)
+    assert len(table) == 3 + len(profile_s2d.GROUPS) + 1
+    assert abs(sum(float(line.split("|")[3]) for line in table[3:-1]) - 100) < 0.5
+    assert json.loads((tmp_path / "p.json").read_text())["results"][1]["mode"] == "train"
+
+
+def test_benchmark_gpu_times_variants_side_by_side_with_ratios(tmp_path):
+    out = benchmark_gpu.main(TINY + ["--frames", "2", "--batches", "1", "--iters", "1", "--warmup", "0",
+                                     "--variants", "S2D eager,ViT eager,S2D lean+fold,S2D lean+fold cuda_graph",
+                                     "--test_clips", "1", "--test_workers", "0", "--json", str(tmp_path / "b.json")])
+    rows = {(r["variant"], r["mode"]): r for r in out["rows"]}
+    assert set(rows) == {(v, m) for v in ("S2D eager", "ViT eager", "S2D lean+fold") for m in ("inference", "train")}
+    assert all(r["ms_per_step"] > 0 and r["peak_memory_mib"] > 0 for r in rows.values())
+    assert [line.split(":")[0] for line in out["ratios"]] == [
+        "S2D eager, inference, batch 1", "S2D eager, train, batch 1",
+        "S2D lean+fold, inference, batch 1", "S2D lean+fold, train, batch 1"]
+    ratio = rows[("S2D eager", "train")]["ms_per_step"] / rows[("ViT eager", "train")]["ms_per_step"]
+    assert out["ratios"][1].startswith(f"S2D eager, train, batch 1: {ratio:.2f}x ViT eager (aim <= 1.0x: ")
+    views = out["test_pass"]
+    assert (views["all views"]["forward_passes"], views["distinct views"]["forward_passes"]) == (4, 1)
+    assert json.loads((tmp_path / "b.json").read_text())["rows"] == out["rows"]
+
+
+def test_largest_batch_search_doubles_then_narrows_the_gap():
+    tried = []
+
+    def run(batch):
+        tried.append(batch)
+        return {"oom": True} if batch > 50 else {"batch": batch}
+
+    assert benchmark_gpu.search_largest(run, 8, tries=10) == (48, {"batch": 48})
+    assert tried == [8, 16, 32, 64, 48, 56]
+    assert benchmark_gpu.search_largest(lambda batch: {"oom": True}, 8, tries=10) == (None, None)
+
+
+def test_epoch_breakdown_times_loader_model_and_real_epoch(tmp_path):
+    result = benchmark_epoch.main(TINY + ["--size", "64", "--frames", "4", "--clips", "6", "--distinct", "2",
+                                          "--batch_size", "2", "--workers", "1", "--warmup", "1"])
+    assert result["clips"] == 6
+    for part in ("loader_alone", "model_alone", "real_epoch"):
+        assert result[part]["seconds"] > 0 and result[part]["clips_per_s"] > 0
+
+
+def test_epoch_clips_beyond_the_distinct_ones_are_hard_links(tmp_path):
+    csv_path = benchmark_epoch.write_clips(tmp_path, 5, 2, 3, 32)
+    assert csv_path.read_text().splitlines()[1:] == [f"{i:05d},{i % 7}" for i in range(5)]
+    assert (tmp_path / "00004" / "00002.jpg").stat().st_ino == (tmp_path / "00000" / "00002.jpg").stat().st_ino
+    assert (tmp_path / "00001" / "00000.jpg").stat().st_ino != (tmp_path / "00000" / "00000.jpg").stat().st_ino
