@@ -42,11 +42,11 @@ SPEEDUPS = {  # name -> function(model, landmark, **compile_options)
 
 def prepare_for_speed(model: nn.Module, landmark: nn.Module, channels_last: bool = False,
                       compile: bool = False, speedups=(), compile_options=None) -> None:
-    """In place. `speedups`: names from SPEEDUPS, applied first; `compile_options`: torch.compile's keywords. `channels_last`: the landmark network's
-    convolutions use channels-last memory (faster with cuDNN under autocast; used on CUDA). `compile`:
-    torch.compile both modules' forward (nn.Module.compile, so parameter names, state dicts and checkpoints are
-    unchanged). The ViT attention already runs fused (F.scaled_dot_product_attention in timm's Attention, the
-    temporal adapters' included)."""
+    """In place. `speedups`: names from SPEEDUPS, applied first; `compile_options`: torch.compile's keywords.
+    `channels_last`: the landmark network's convolutions use channels-last memory (faster with cuDNN under
+    autocast; used on CUDA). `compile`: torch.compile both modules' forward (nn.Module.compile, so parameter
+    names, state dicts and checkpoints are unchanged). The ViT attention already runs fused
+    (F.scaled_dot_product_attention in timm's Attention, the temporal adapters' included)."""
     unknown = sorted(set(speedups) - set(SPEEDUPS))
     if unknown:
         raise ValueError(f"unknown speed-ups {unknown}; known: {sorted(SPEEDUPS)}")

@@ -123,6 +123,13 @@ def run(args):
     return result
 
 
+def summary_line(result):
+    loader, model, epoch = (result[k]["clips_per_s"] for k in ("loader_alone", "model_alone", "real_epoch"))
+    return (f"epoch of {result['clips']} clips, batch {result['batch_size']}: loader alone {loader} clips/s "
+            f"({result['workers']} workers), model alone {model} clips/s, real epoch {epoch} clips/s "
+            f"({epoch / min(loader, model):.0%} of the slower part, the {'loader' if loader < model else 'model'})")
+
+
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu", choices=["cpu", "cuda"])
@@ -147,10 +154,7 @@ def main(argv=None):
     args = parse_args(argv)
     result = run(args)
     print(json.dumps(result), flush=True)
-    loader, model, epoch = (result[k]["clips_per_s"] for k in ("loader_alone", "model_alone", "real_epoch"))
-    print(f"epoch of {result['clips']} clips: loader alone {loader} clips/s ({args.workers} workers), model alone "
-          f"{model} clips/s, real epoch {epoch} clips/s ({epoch / min(loader, model):.0%} of the slower part, "
-          f"the {'loader' if loader < model else 'model'})", flush=True)
+    print(summary_line(result), flush=True)
     if args.json:
         args.json.write_text(json.dumps(result, indent=2))
     return result

@@ -8,8 +8,9 @@
 For every variant (built once) and mode (inference; training step with the fine-tuning freezing, AdamW) and
 batch: the first step (compilation, CUDA-graph capture and cuDNN autotuning happen there), the fastest of
 --iters steps, the peak memory (max allocated after the warm-up) and the time relative to the plain ViT's
-eager step. Then the largest training batch that fits (doubling from the largest --batches, then halving the
-gap), and optionally the multi-view test pass of scripts/benchmark.py. The landmark network is part of every
+eager step. Order: the eager variants (CUDA graphs included), the largest training batch that fits (doubling
+from the largest --batches, then halving the gap), the compiled variants (at --compiled_batches only), the
+ratios; optionally the multi-view test pass of scripts/benchmark.py. The landmark network is part of every
 S2D step; the ViT runs on the same frames (all its weights trained in its training step: full fine-tuning).
 Results go to --json after every row, so a run cut short keeps what it measured.
 """
@@ -73,6 +74,19 @@ def measure(case, modules, forward, size):
     return row
 
 
+def run_variant(args, name, batches, out, save):
+    """Rows of variant `name` (built once) for every mode and batch, printed and saved as they come."""
+    base, (modules, forward, size) = build_variant(args, name)
+    for mode in args.modes.split(","):
+        for batch in [] if mode == "train" and base["cuda_graph"] else batches:
+            out["rows"].append(measure({**base, "mode": mode, "batch": batch, "warmup": args.warmup,
+                                        "iters": args.iters}, modules, forward, size))
+            print(row_line(out["rows"][-1]), flush=True)
+            save()
+    del modules, forward
+    empty_caches()
+
+
 def build_variant(args, name):
     kind, speedups, cuda_graph = VARIANTS[name]
     base = dict(variant=name, model=args.model if kind == "s2d" else VIT, precision=args.precision, compile=False,
@@ -128,12 +142,28 @@ def ratio_lines(rows):
     return lines
 
 
-def print_row(r):
+def test_pass_line(result):
+    full, unique = result["all views"], result["distinct views"]
+    return (f"test pass, {result['num_clips']} clips x 2 x 2 views: all views {full['seconds']:.1f} s "
+            f"({full['forward_passes']} forward passes), distinct views {unique['seconds']:.1f} s "
+            f"({unique['forward_passes']}): {full['seconds'] / unique['seconds']:.2f}x; UAR/WAR "
+            f"{full['uar']:.2f}/{full['war']:.2f} vs {unique['uar']:.2f}/{unique['war']:.2f}")
+
+
+def largest_batch_line(name, result):
+    return f"largest training batch of {name}: {result['batch']}" + (
+        f" ({result['clips_per_s']} clips/s, {result['peak_memory_mib']} MiB)" if result["batch"] else "")
+
+
+TABLE_HEADER = ("| variant | mode | batch x frames | clips/s | ms/step | peak MiB | first step s |\n"
+                "|---|---|---|---|---|---|---|")
+
+
+def row_line(r):
     if r.get("oom"):
-        print(f"| {r['variant']} | {r['mode']} | {r['batch']} x {r['frames']} | out of memory | | | |", flush=True)
-    else:
-        print(f"| {r['variant']} | {r['mode']} | {r['batch']} x {r['frames']} | {r['clips_per_s']} | "
-              f"{r['ms_per_step']} | {r['peak_memory_mib']} | {r['first_step_s']} |", flush=True)
+        return f"| {r['variant']} | {r['mode']} | {r['batch']} x {r['frames']} | out of memory | | | |"
+    return (f"| {r['variant']} | {r['mode']} | {r['batch']} x {r['frames']} | {r['clips_per_s']} | "
+            f"{r['ms_per_step']} | {r['peak_memory_mib']} | {r['first_step_s']} |")
 
 
 def parse_args(argv=None):
@@ -147,6 +177,8 @@ def parse_args(argv=None):
     parser.add_argument("--iters", type=int, default=10, help="timed steps per row")
     parser.add_argument("--warmup", type=int, default=3, help="untimed steps after the first")
     parser.add_argument("--compile_backend", default="inductor", help="torch.compile backend (aot_eager: no codegen)")
+    parser.add_argument("--compiled_batches", default="8", help="batches of the compiled variants (each batch size "
+                        "and mode compiles again: minutes)")
     parser.add_argument("--max_batch", default="S2D eager,ViT eager", help="variants whose largest training batch "
                         "is searched (comma-separated; '' skips it; CUDA only: a CPU has no memory limit to find)")
     parser.add_argument("--max_batch_tries", type=int, default=6)
@@ -179,38 +211,27 @@ def main(argv=None):
             args.json.write_text(json.dumps(out, indent=2))
 
     print(json.dumps(setting), flush=True)
-    print("| variant | mode | batch x frames | clips/s | ms/step | peak MiB | first step s |\n|---|---|---|---|---|---|---|")
+    print(TABLE_HEADER)
     batches = [int(b) for b in args.batches.split(",")]
-    for name in args.variant_names:
-        base, (modules, forward, size) = build_variant(args, name)
-        for mode in args.modes.split(","):
-            if mode == "train" and base["cuda_graph"]:
-                continue
-            for batch in batches:
-                out["rows"].append(measure({**base, "mode": mode, "batch": batch, "warmup": args.warmup,
-                                            "iters": args.iters}, modules, forward, size))
-                print_row(out["rows"][-1])
-                save()
-        del modules, forward
-        empty_caches()
-    out["ratios"] = ratio_lines(out["rows"])
-    print("\n".join(out["ratios"]), flush=True)
-    save()
+    compiled = [v for v in args.variant_names if "compile_layers" in VARIANTS[v][1]]
+    for name in [v for v in args.variant_names if v not in compiled]:  # eager first: a run cut short keeps them
+        run_variant(args, name, batches, out, save)
     for name in args.max_batch_names:
         fits, row = largest_batch(args, name, max(batches))
         out["largest_train_batch"][name] = {"batch": fits, **(row or {})}
-        print(f"largest training batch of {name}: {fits}" + (f" ({row['clips_per_s']} clips/s, "
-              f"{row['peak_memory_mib']} MiB)" if row else ""), flush=True)
+        print(largest_batch_line(name, out["largest_train_batch"][name]), flush=True)
         save()
+    for name in compiled:
+        run_variant(args, name, [int(b) for b in args.compiled_batches.split(",")], out, save)
+    out["ratios"] = ratio_lines(out["rows"])
+    print("\n".join(out["ratios"]), flush=True)
+    save()
     if args.test_clips:
         out["test_pass"] = test_pass(dict(model=args.model, precision=args.precision, compile=False,
                                           device=args.device, frames=args.frames, batch=batches[0],
                                           num_clips=args.test_clips, workers=args.test_workers))
-        full, unique = out["test_pass"]["all views"], out["test_pass"]["distinct views"]
-        print(f"test pass, {args.test_clips} clips x 2 x 2 views: all views {full['seconds']:.1f} s "
-              f"({full['forward_passes']} forward passes), distinct views {unique['seconds']:.1f} s "
-              f"({unique['forward_passes']}); UAR/WAR {full['uar']:.2f}/{full['war']:.2f} vs "
-              f"{unique['uar']:.2f}/{unique['war']:.2f}", flush=True)
+        out["test_pass"]["num_clips"] = args.test_clips
+        print(test_pass_line(out["test_pass"]), flush=True)
         save()
     return out
 

@@ -54,7 +54,9 @@ def random_checkpoint(path, model_name, num_frames):
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", action="append", default=[], help="repeatable (default: the tiny model)")
-    parser.add_argument("--frames", type=int, default=64, help="video length in frames (25 fps, 640x480)")
+    parser.add_argument("--frames", type=int, default=64, help="video length in frames (25 fps)")
+    parser.add_argument("--width", type=int, default=640, help="video width (the face's path scales with it)")
+    parser.add_argument("--height", type=int, default=480, help="video height (the face's path and size too)")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--cpu_int8", action="store_true", help="predict.py --cpu_int8 (int8 Linear layers)")
     parser.add_argument("--json", default=None, help="also write the results here")
@@ -62,16 +64,17 @@ def main():
     results = []
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        placements = [(int(100 + 300 * t), int(40 * t), 0.5 + 0.2 * t)
+        x_scale, y_scale = args.width / 640, args.height / 480
+        placements = [(int(x_scale * (100 + 300 * t)), int(y_scale * 40 * t), y_scale * (0.5 + 0.2 * t))
                       for t in np.linspace(0, 1, args.frames)]
-        write_face_video(tmp / "face.mp4", placements, 25, 640, 480)
+        write_face_video(tmp / "face.mp4", placements, 25, args.width, args.height)
         for name in args.model or ["s2d_tiny_patch8_112"]:
             random_checkpoint(tmp / f"{name}.pth", name, 16)
             summary = predict.main(predict.get_args_parser().parse_args(
                 ["--video", str(tmp / "face.mp4"), "--checkpoint", str(tmp / f"{name}.pth"), "--output_dir",
                  str(tmp / name), "--landmark_weights", "random", "--device", args.device, "--no_video"]
                 + ["--cpu_int8"] * args.cpu_int8))
-            results.append(dict(model=name, device=args.device, int8=args.cpu_int8,
+            results.append(dict(model=name, device=args.device, int8=args.cpu_int8, size=f"{args.width}x{args.height}",
                                 frames=summary["frames_processed"], tracks=len(summary["tracks"]),
                                 seconds=summary["seconds"],
                                 video_frames_per_second=summary["video_frames_per_second"],
