@@ -24,7 +24,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # run as a file: import benchmark (it adds the root)
-from benchmark import BASE, VIT, build_case, clip_batch, make_step, test_pass, time_step  # noqa: E402
+from benchmark import BASE, VIT, build_case, clip_batch, make_step, time_step, time_test_pass  # noqa: E402
 
 from models import MODEL_CONFIGS  # noqa: E402
 
@@ -142,7 +142,7 @@ def ratio_lines(rows):
     return lines
 
 
-def test_pass_line(result):
+def views_line(result):
     full, unique = result["all views"], result["distinct views"]
     return (f"test pass, {result['num_clips']} clips x 2 x 2 views: all views {full['seconds']:.1f} s "
             f"({full['forward_passes']} forward passes), distinct views {unique['seconds']:.1f} s "
@@ -227,11 +227,11 @@ def main(argv=None):
     print("\n".join(out["ratios"]), flush=True)
     save()
     if args.test_clips:
-        out["test_pass"] = test_pass(dict(model=args.model, precision=args.precision, compile=False,
+        out["test_pass"] = time_test_pass(dict(model=args.model, precision=args.precision, compile=False,
                                           device=args.device, frames=args.frames, batch=batches[0],
                                           num_clips=args.test_clips, workers=args.test_workers))
         out["test_pass"]["num_clips"] = args.test_clips
-        print(test_pass_line(out["test_pass"]), flush=True)
+        print(views_line(out["test_pass"]), flush=True)
         save()
     return out
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # run as a file: import the benchmark scripts
 from benchmark_epoch import summary_line  # noqa: E402
-from benchmark_gpu import TABLE_HEADER, largest_batch_line, ratio_lines, row_line, test_pass_line  # noqa: E402
+from benchmark_gpu import TABLE_HEADER, largest_batch_line, ratio_lines, row_line, views_line  # noqa: E402
 from profile_s2d import table  # noqa: E402
 
 
@@ -39,7 +39,7 @@ def summary(out: Path):
         lines.append(summary_line(epoch))
     test_pass = read("test_pass")
     if test_pass and test_pass["test_pass"]:
-        lines.append(test_pass_line(test_pass["test_pass"]))
+        lines.append(views_line(test_pass["test_pass"]))
     predict = read("predict")
     if predict:
         lines += [f"predict.py, {r['model']} on {r['device']}, {r['size']} video: {r['video_frames_per_second']} "

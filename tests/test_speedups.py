@@ -95,10 +95,12 @@ def test_compile_layers_compiles_the_shared_layer_once_and_keeps_outputs():
 
 
 def test_compile_layers_training_step_gives_the_same_gradients():
-    """Traced with aot_eager (forward and backward graphs, no code generation: inductor takes minutes here)."""
+    """With the lean layout, as benchmarked. Traced with aot_eager (forward and backward graphs, no code
+    generation: inductor takes minutes on this CPU)."""
     torch._dynamo.reset()
     model, (video, landmark_feats) = tiny(), batch()
     expected = outputs_and_grads(model, video, landmark_feats)
+    use_lean_layout(model)
     compile_layers(model, backend="aot_eager")
     assert_same(expected, outputs_and_grads(model, video, landmark_feats), **TIGHT)
 
