@@ -22,7 +22,7 @@ from matplotlib import cbook
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a file: import predict, models
 import predict
-from datasets.faces import HaarDetector
+from inference.faces import HaarDetector
 from models import build_model, save_checkpoint
 
 
@@ -30,7 +30,7 @@ def write_face_video(path, placements, fps, width, height):
     """One frame per placement: the photograph at (x, y) scaled by `scale`, or no face for None.
     Returns {frame index: the face's box there} (the photo's own Haar box, moved and scaled)."""
     photo = cv2.imread(str(cbook.get_sample_data("grace_hopper.jpg", asfileobj=False)))
-    (photo_box,) = HaarDetector(min_face=40)(photo)
+    (photo_box,) = HaarDetector(min_face=40)(photo).boxes
     writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, (width, height))
     boxes = {}
     for index, placement in enumerate(placements):
