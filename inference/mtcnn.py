@@ -19,9 +19,9 @@ CELL, CELL_STRIDE = 12, 2  # P-Net scores every 12x12 window, 2 pixels apart
 NMS_PER_SCALE, NMS_STAGE = 0.5, 0.7
 
 
-def caffe_flatten(x):
-    """The converted dense layers read the features in (width, height, channel) order: the original Caffe networks
-    ran on transposed images."""
+def flatten_width_height_channel(x):
+    """The converted dense layers read the features in (width, height, channel) order: the networks were trained on
+    transposed images and converted through TensorFlow's channel-last layout."""
     return x.permute(0, 3, 2, 1).flatten(1)
 
 
@@ -51,7 +51,7 @@ class RNet(nn.Module):
     def forward(self, x):
         x = F.max_pool2d(self.prelu1(self.conv1(x)), 3, 2, ceil_mode=True)
         x = F.max_pool2d(self.prelu2(self.conv2(x)), 3, 2, ceil_mode=True)
-        x = self.prelu4(self.dense4(caffe_flatten(self.prelu3(self.conv3(x)))))
+        x = self.prelu4(self.dense4(flatten_width_height_channel(self.prelu3(self.conv3(x)))))
         return F.softmax(self.dense5_1(x), dim=1)[:, 1], self.dense5_2(x)
 
 
@@ -69,7 +69,7 @@ class ONet(nn.Module):
         x = F.max_pool2d(self.prelu1(self.conv1(x)), 3, 2, ceil_mode=True)
         x = F.max_pool2d(self.prelu2(self.conv2(x)), 3, 2, ceil_mode=True)
         x = F.max_pool2d(self.prelu3(self.conv3(x)), 2, 2, ceil_mode=True)
-        x = self.prelu5(self.dense5(caffe_flatten(self.prelu4(self.conv4(x)))))
+        x = self.prelu5(self.dense5(flatten_width_height_channel(self.prelu4(self.conv4(x)))))
         return F.softmax(self.dense6_1(x), dim=1)[:, 1], self.dense6_2(x), self.dense6_3(x)
 
 
