@@ -12,22 +12,24 @@ def aligned_crop(frame: np.ndarray, landmarks: np.ndarray, box: np.ndarray, size
     """The face with its eyes level, `size` x `size` BGR, and the rotation applied (degrees, counter-clockwise as
     seen; the eye line's angle below the horizontal).
 
-    MAFW's frames as S2D's authors trained on them were most likely made as in the preprocessing script of their
-    follow-up repository MSA-LMC/S4D (finetune/process/mtcnn.py): MTCNN on the frame, the most confident face, its
-    box cut out, the cut rotated about its centre so that the line between the eyes is level, resized to 224.
-    Here one affine warp samples the frame directly: the square of side (1 + 2 * margin) * max(w, h) centred on the
-    box, rotated about its centre by the eye line's angle (first to second eye landmark), scaled to `size`. S4D
-    rotates the already-cut (unsquared, marginless) box, so its corners are black; here they hold the frame's
-    pixels, and only what lies outside the frame is black.
+    The convention is that of the preprocessing script of S2D's authors' follow-up repository MSA-LMC/S4D
+    (finetune/process/mtcnn.py), which most likely made the MAFW frames S2D was trained on: MTCNN on the frame, the
+    most confident face, its box cut out (not squared), rotated about its centre so that the line between the eyes
+    is level, resized to 224 x 224 (so a box taller than wide is stretched sideways, as in those frames). Here one
+    affine warp samples the frame directly: the box enlarged by `margin` of its width and height on each side,
+    rotated about its centre by the eye line's angle (first to second eye landmark), scaled to `size` x `size`.
+    S4D rotates the already-cut box, so its corners are black; here they hold the frame's pixels, and only what lies
+    outside the frame is black.
     """
     x, y, w, h = box
     (left_x, left_y), (right_x, right_y) = landmarks[0], landmarks[1]
     angle = math.degrees(math.atan2(right_y - left_y, right_x - left_x))
-    side = (1 + 2 * margin) * max(w, h)
     # OpenCV puts pixel centres on integers: the box's centre and the output's centre are half a pixel in
-    centre = (x + w / 2 - 0.5, y + h / 2 - 0.5)
-    matrix = cv2.getRotationMatrix2D(centre, angle, size / side)
-    matrix[:, 2] += size / 2 - 0.5 - np.asarray(centre)
+    centre = np.array([x + w / 2 - 0.5, y + h / 2 - 0.5])
+    scale = np.diag([size / ((1 + 2 * margin) * w), size / ((1 + 2 * margin) * h)])
+    rotation = cv2.getRotationMatrix2D(tuple(centre), angle, 1.0)[:, :2]
+    linear = scale @ rotation
+    matrix = np.hstack([linear, (size / 2 - 0.5 - linear @ centre)[:, None]])
     crop = cv2.warpAffine(frame, matrix, (size, size), flags=cv2.INTER_LINEAR,
                           borderMode=cv2.BORDER_CONSTANT, borderValue=0)
     return crop, angle

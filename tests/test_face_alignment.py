@@ -108,6 +108,16 @@ def test_level_eyes_give_the_square_crop_pixel_for_pixel():
     assert np.all(crop[:10] == 0) and np.all(crop[:, -30:] == 0) and crop[10:, :-30].any()
 
 
+def test_a_box_taller_than_wide_is_stretched_to_the_square_as_in_s4d():
+    frame = np.random.default_rng(3).integers(0, 256, (200, 300, 3), dtype=np.uint8)
+    box = np.array([100.0, 40.0, 60.0, 120.0])
+    level_eyes = np.array([[115.0, 80.0], [145.0, 80.0], [130.0, 100.0], [118.0, 130.0], [142.0, 130.0]])
+    crop, angle = aligned_crop(frame, level_eyes, box, 120, 0.0)
+    expected = cv2.resize(frame[40:160, 100:160], (120, 120), interpolation=cv2.INTER_LINEAR)
+    assert angle == 0  # (the outermost columns differ: the warp reads the frame beyond the box, resize repeats its edge)
+    np.testing.assert_allclose(crop[:, 1:-1].astype(int), expected[:, 1:-1].astype(int), atol=1)
+
+
 def test_face_crop_without_landmarks_is_the_resized_square():
     frame = np.random.default_rng(2).integers(0, 256, (240, 320, 3), dtype=np.uint8)
     box = np.array([100.0, 60.0, 80.0, 60.0])
