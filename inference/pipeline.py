@@ -108,7 +108,7 @@ class Analyzer:
     def __init__(self, checkpoint, landmark_weights="ckpts/mobilefacenet_model_best.pth.tar", device=None,
                  cpu_int8=False, trust_checkpoint=False, detector="mtcnn", detector_model="", min_face=40,
                  model=None, data_set=None, num_frames=None, input_size=None, short_side_size=None,
-                 options=None, stream=sys.stderr):
+                 options=None, stream=None):
         device = device or ("cuda" if torch.cuda.is_available() and not cpu_int8 else "cpu")
         if cpu_int8 and device != "cpu":
             raise AnalysisError("cpu_int8 runs on the CPU only; use device cpu", EXIT_BAD_ARGUMENT)
@@ -128,7 +128,11 @@ class Analyzer:
             raise AnalysisError(str(error), EXIT_BAD_CHECKPOINT) from error
         self.detector_name = detector
         self.detector = build_detector(detector, detector_model, min_face, device)
-        self.stream = stream
+        self._stream = stream  # progress and messages; None: sys.stderr at the time of writing
+
+    @property
+    def stream(self):
+        return self._stream or sys.stderr
 
     def analyze(self, video, output_dir, **overrides) -> Result:
         """Analyse one video into `output_dir` (`overrides`: Options fields for this video only)."""
