@@ -1,28 +1,38 @@
-"""Emotion timeline of every face in a raw video with a fine-tuned S2D model (the command line of
-`inference`, the video pipeline package).
+"""Emotion timeline of every face in a raw video, or in a corpus of videos, with a fine-tuned S2D model (the
+command line of `inference`, the video pipeline package).
 
     python predict.py --checkpoint ckpts/<fine-tuned>.pth --video in.mp4 --output_dir out/
+    torchrun --nproc_per_node 4 predict.py --checkpoint ckpts/<fine-tuned>.pth --videos folder/ --output_dir out/
 
-Writes predictions.csv, summary.json, timeline.png and annotated.mp4 to --output_dir. Exit codes:
-0 done (also when no face is found), 2 bad command-line value, 3 bad video, 4 bad checkpoint or landmark
-weights, 5 face detector cannot be built, 6 the video broke off mid-stream (outputs cover the part
-before; summary.json says where), 130 interrupted (nothing written).
+Writes predictions.csv, summary.json, timeline.png and annotated.mp4 to --output_dir (--video), or to one
+folder per video plus index.csv (--videos). Exit codes: 0 done (also when no face is found), 1 some videos of
+the corpus failed (index.csv says why), 2 bad command-line value, 3 bad video, 4 bad checkpoint or landmark
+weights, 5 face detector cannot be built, 6 the video broke off mid-stream (outputs cover the part before;
+summary.json says where), 130 interrupted (nothing half-written).
 """
 import argparse
 import sys
 
+import torch
+
 from datasets.build import ALIASES, DATASETS
+from engine.distributed import init_distributed_mode
 from inference import DETECTORS, AnalysisError, Analyzer, Options
+from inference.corpus import analyze_corpus, collect_videos
 from inference.pipeline import EXIT_PARTIAL
 
-EXIT_INTERRUPTED = 130
+EXIT_CORPUS_FAILURES, EXIT_INTERRUPTED = 1, 130
 
 
 def get_args_parser():
-    p = argparse.ArgumentParser("S2D emotion timeline of a video", add_help=True)
-    p.add_argument("--video", required=True, help="input video file (any format OpenCV's FFmpeg reads)")
+    p = argparse.ArgumentParser("S2D emotion timeline of a video or a corpus", add_help=True)
+    inputs = p.add_mutually_exclusive_group(required=True)
+    inputs.add_argument("--video", help="one video file (any format OpenCV's FFmpeg reads)")
+    inputs.add_argument("--videos", nargs="+", metavar="PATH",
+                        help="a corpus: video files, folders (searched recursively) and text files listing videos")
     p.add_argument("--checkpoint", required=True, help="fine-tuned checkpoint (the authors' or this project's)")
-    p.add_argument("--output_dir", required=True)
+    p.add_argument("--output_dir", required=True, help="the outputs (--video), or one folder per video (--videos)")
+    p.add_argument("--overwrite", action="store_true", help="--videos: redo the videos analysed before")
 
     g = p.add_argument_group("model (default: the checkpoint's stored args, else what its weights say)")
     g.add_argument("--model", default=None, help="default s2d_base_patch16_224")
@@ -92,26 +102,38 @@ def build_analyzer(args):
                     input_size=args.input_size, short_side_size=args.short_side_size, options=options_from(args))
 
 
-def main(args):
-    """Analyse args.video; returns the summary (raises AnalysisError)."""
+def analyze_one(args):
+    """Analyse args.video; returns the exit code (raises AnalysisError)."""
     result = build_analyzer(args).analyze(args.video, args.output_dir)
     print(f"outputs in {result.output_dir}: predictions.csv, summary.json, timeline.png"
           + ("" if args.no_video else ", annotated.mp4"), file=sys.stderr)
-    return result.summary
+    return 0 if result.summary["complete"] else EXIT_PARTIAL
+
+
+def analyze_many(args):
+    """Analyse this process's share of args.videos (one share per torchrun process); returns the exit code."""
+    videos = collect_videos(args.videos)
+    args.device = args.device or ("cuda" if torch.cuda.is_available() and not args.cpu_int8 else "cpu")
+    init_distributed_mode(args)  # under torchrun: one process per GPU (gloo on the CPU)
+    rows = analyze_corpus(build_analyzer(args), videos, args.output_dir, args.overwrite)
+    failed = [r for r in rows if r["status"] == "failed"]
+    if args.rank == 0:
+        partial = sum(r["status"] == "partial" for r in rows)
+        print(f"{len(rows)} videos: {len(rows) - len(failed) - partial} ok, {partial} partial, {len(failed)} failed; "
+              f"index: {args.output_dir}/index.csv", file=sys.stderr)
+    return EXIT_CORPUS_FAILURES if failed else 0
 
 
 def run(argv=None):
-    parser = get_args_parser()
-    args = parser.parse_args(argv)
+    args = get_args_parser().parse_args(argv)
     try:
-        summary = main(args)
+        return analyze_one(args) if args.video else analyze_many(args)
     except AnalysisError as error:
         print(f"error: {error}", file=sys.stderr)
         return error.exit_code
     except KeyboardInterrupt:
-        print("interrupted: no output written", file=sys.stderr)
+        print("interrupted: nothing half-written is left", file=sys.stderr)
         return EXIT_INTERRUPTED
-    return 0 if summary["complete"] else EXIT_PARTIAL
 
 
 if __name__ == "__main__":

@@ -126,13 +126,19 @@ class Analyzer:
                                     short_side_size=short_side_size)
         except CheckpointError as error:
             raise AnalysisError(str(error), EXIT_BAD_CHECKPOINT) from error
-        self.detector_name = detector
+        self.detector_name, self.landmark_weights, self.cpu_int8 = detector, landmark_weights, cpu_int8
         self.detector = build_detector(detector, detector_model, min_face, device)
         self._stream = stream  # progress and messages; None: sys.stderr at the time of writing
 
     @property
     def stream(self):
         return self._stream or sys.stderr
+
+    def settings_record(self):
+        """What determines the results (not the device): recorded by corpus runs."""
+        return dict(checkpoint=os.path.abspath(self.model.path), landmark_weights=self.landmark_weights,
+                    cpu_int8=self.cpu_int8, model=vars(self.model.settings), detector=self.detector_name,
+                    options=asdict(self.options))
 
     def analyze(self, video, output_dir, **overrides) -> Result:
         """Analyse one video into `output_dir` (`overrides`: Options fields for this video only)."""
