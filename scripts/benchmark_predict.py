@@ -1,14 +1,18 @@
-"""Throughput and peak memory of predict.py on long videos (one face), with random-weight models.
+"""Throughput and peak memory of predict.py on long videos (one face), and corpus throughput, with
+random-weight models.
 
     python scripts/benchmark_predict.py --model s2d_tiny_patch8_112 --minutes 1 10 30
     python scripts/benchmark_predict.py --model s2d_base_patch16_224 --minutes 1 --cpu_int8
+    python scripts/benchmark_predict.py --model s2d_tiny_patch8_112 --minutes 0.5 --corpus 8 --nproc 1 2
 
 Writes a video per length in which a real face (matplotlib's sample photograph grace_hopper.jpg) drifts
 back and forth and changes size (320x240, 25 fps), a random-weight checkpoint per model (16 frames, DFEW:
 windows of 16 samples over 3 s every 1.5 s), and runs predict.py on each video in a fresh process with the
 default MTCNN detector and the annotated video. Prints, per run, video frames per second of the whole
 analysis (decoding, detection, tracking, crops, landmark network and S2D, outputs) and the process's peak
-resident memory (from the kernel's rusage of that process).
+resident memory (from the kernel's rusage of that process). With --corpus N: N such videos analysed by
+`predict.py --videos` in 1 process and under torchrun with 2 (CPU: gloo, one torch thread per process, as
+torchrun sets), printing videos per hour and video frames per second of the whole run, start-up included.
 """
 import argparse
 import json
@@ -17,6 +21,7 @@ import platform
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import cv2
@@ -69,22 +74,50 @@ def run_predict(video, checkpoint, output_dir, device, cpu_int8):
     return json.loads((output_dir / "summary.json").read_text()), usage.ru_maxrss / 1024
 
 
+def run_corpus(folder, checkpoint, output_dir, device, nproc):
+    """predict.py --videos over `folder` in `nproc` processes: its wall time in seconds."""
+    launcher = [sys.executable] if nproc == 1 else [sys.executable, "-m", "torch.distributed.run", "--standalone",
+                                                    "--nproc_per_node", str(nproc)]
+    command = launcher + [str(ROOT / "predict.py"), "--videos", str(folder), "--checkpoint", str(checkpoint),
+                          "--output_dir", str(output_dir), "--landmark_weights", "random", "--device", device,
+                          "--print_freq", "100000"]
+    start = time.time()
+    subprocess.run(command, cwd=ROOT, check=True)
+    return time.time() - start
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", action="append", default=[], help="repeatable (default: s2d_tiny_patch8_112)")
     parser.add_argument("--minutes", nargs="+", type=float, default=[1.0], help="video lengths")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--cpu_int8", action="store_true", help="predict.py --cpu_int8 (int8 Linear layers)")
+    parser.add_argument("--corpus", type=int, default=0, help="N videos of --minutes[0] each, as one corpus")
+    parser.add_argument("--nproc", nargs="+", type=int, default=[1, 2], help="process counts for --corpus")
     parser.add_argument("--json", default=None, help="also write the results here")
     args = parser.parse_args()
     results = []
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        for minutes in args.minutes:
+        if args.corpus:
+            (tmp / "corpus").mkdir()
+            write_long_video(tmp / "corpus" / "video0.mp4", args.minutes[0])
+            for k in range(1, args.corpus):
+                os.link(tmp / "corpus" / "video0.mp4", tmp / "corpus" / f"video{k}.mp4")
+        for minutes in [] if args.corpus else args.minutes:
             write_long_video(tmp / f"{minutes:g}min.mp4", minutes)
         for name in args.model or ["s2d_tiny_patch8_112"]:
             random_checkpoint(tmp / f"{name}.pth", name)
-            for minutes in args.minutes:
+            for nproc in args.nproc if args.corpus else []:
+                seconds = run_corpus(tmp / "corpus", tmp / f"{name}.pth", tmp / f"{name}-corpus-{nproc}", args.device,
+                                     nproc)
+                frames = args.corpus * int(args.minutes[0] * 60 * FPS)
+                results.append(dict(model=name, device=args.device, corpus_videos=args.corpus,
+                                    minutes_each=args.minutes[0], processes=nproc, seconds=round(seconds, 1),
+                                    videos_per_hour=round(args.corpus * 3600 / seconds, 1),
+                                    video_frames_per_second=round(frames / seconds, 2), machine=platform.processor()))
+                print(json.dumps(results[-1]), flush=True)
+            for minutes in [] if args.corpus else args.minutes:
                 summary, peak_rss = run_predict(tmp / f"{minutes:g}min.mp4", tmp / f"{name}.pth",
                                                 tmp / f"{name}-{minutes:g}", args.device, args.cpu_int8)
                 results.append(dict(model=name, device=args.device, int8=args.cpu_int8, minutes=minutes,
