@@ -17,6 +17,7 @@ from .build import dataset_spec, is_image_dataset
 from .frames import decode_frame
 
 REPORT_HEADER = ("label_file", "line", "clip", "label", "reason", "bad_frames")
+CONSOLE_BAD_CLIPS = 20  # bad clips named on the console; the report lists all
 
 
 def check_clip(clip: Clip) -> tuple[int, str, list[str]]:
@@ -73,6 +74,10 @@ def check_annotations(csv_paths, data_path, nb_classes, extensions, workers=1, r
         common = os.path.commonpath(parents)
         for csv_path, (header, rows) in cleaned.items():
             write_csv_atomically(Path(clean_dir) / os.path.relpath(os.path.abspath(csv_path), common), header, rows)
+    for label_file, line, clip_id, _, reason, _ in report[:CONSOLE_BAD_CLIPS]:
+        print(f"  {label_file}:{line}: clip {clip_id!r}: {reason}")
+    if len(report) > CONSOLE_BAD_CLIPS:
+        print(f"  and {len(report) - CONSOLE_BAD_CLIPS} more; see the report")
     print(f"{len(report)} bad clip(s); report: {report_path}")
     return report
 

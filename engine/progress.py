@@ -28,7 +28,7 @@ class Meter:
         return self.total / max(self.count, 1)
 
 
-def _duration(seconds: float) -> str:
+def format_duration(seconds: float) -> str:
     return str(datetime.timedelta(seconds=int(seconds)))
 
 
@@ -50,7 +50,7 @@ class ProgressLogger:
         return {name: all_reduce_mean(m.global_avg) for name, m in sorted(self.meters.items())}
 
     def log_every(self, iterable, total: int, samples_per_step: int = 1, steps_after: int = 0):
-        """Yield from `iterable` (`total` steps); `steps_after` more steps of the same kind follow in the
+        """Yield from `iterable` (`total` steps, 0 when unknown); `steps_after` more steps of the same kind follow in the
         run (later epochs), so the run ETA extrapolates the mean step time over them too."""
         start = last = time.time()
         for step, item in enumerate(iterable):
@@ -62,9 +62,9 @@ class ProgressLogger:
                 window_rate = samples_per_step * min(self.print_freq, done) / max(now - last, 1e-9)
                 last = now
                 stats = "  ".join(f"{k}: {m.avg:.4g}" for k, m in sorted(self.meters.items()))
-                eta = f"eta {_duration(mean_step * (total - done))}"
+                eta = f"eta {format_duration(mean_step * max(total - done, 0))}" if total else "eta unknown"
                 if steps_after:
-                    eta += f" (run {_duration(mean_step * (total - done + steps_after))})"
-                print(f"{self.header} [{done}/{total}]  {stats}  {window_rate:.1f} {self.unit}/s  {eta}",
+                    eta += f" (run {format_duration(mean_step * (total - done + steps_after))})"
+                print(f"{self.header} [{done}/{total or '?'}]  {stats}  {window_rate:.1f} {self.unit}/s  {eta}",
                       file=self.stream, flush=True)
-        print(f"{self.header} done in {_duration(time.time() - start)}", file=self.stream, flush=True)
+        print(f"{self.header} done in {format_duration(time.time() - start)}", file=self.stream, flush=True)

@@ -27,14 +27,14 @@ if [ "${1:-}" = --smoke ]; then
   EPOCH=(--device cpu --model $TINY --size 64 --frames 4 --clips 8 --distinct 2 --batch_size 2 --workers 1
          --warmup 1)
   TEST=(--device cpu --model $TINY --frames 2 --test_clips 2 --test_workers 0)
-  PREDICT=(--device cpu --model s2d_tiny_patch8_112 --frames 16 --width 1280 --height 720)
+  PREDICT=(--device cpu --model s2d_tiny_patch8_112 --minutes 0.02 --width 1280 --height 720)
   LIMITS=(env=30 profile=120 benchmark=300 epoch=120 test_pass=120 pytest=120 predict=120)
 else
   PROFILE=(--device cuda)  # S2D base, bf16 autocast, batch 8 x 16 frames
   BENCH=(--device cuda)    # batches 8 and 32; compiled variants at batch 8
   EPOCH=(--device cuda --clips 1000)
   TEST=(--device cuda --test_clips 64)
-  PREDICT=(--device cuda --model s2d_base_patch16_224 --frames 400 --width 1280 --height 720)
+  PREDICT=(--device cuda --model s2d_base_patch16_224 --minutes 0.27 --width 1280 --height 720)
   LIMITS=(env=10 profile=50 benchmark=240 epoch=65 test_pass=30 pytest=25 predict=35)
 fi
 
@@ -59,6 +59,12 @@ part epoch "$PYTHON" scripts/benchmark_epoch.py "${EPOCH[@]}" --json "$OUT/epoch
 part test_pass "$PYTHON" scripts/benchmark_gpu.py "${TEST[@]}" --variants none --max_batch '' \
   --json "$OUT/test_pass.json"
 part pytest "$PYTHON" -m pytest -q -p no:cacheprovider tests/test_speedups.py -k cuda_graph
+# predict.py's default detector runs MTCNN with the facenet-pytorch wheel's weight files; the GPU machine reaches
+# no package registry, so fetch the wheel beforehand (pip download --no-deps facenet-pytorch==2.6.0 -d .wheels)
+# and carry .wheels to it
+if ! "$PYTHON" -c "import importlib.util, sys; sys.exit(importlib.util.find_spec('facenet_pytorch') is None)"; then
+  "$PYTHON" -m pip install -q --no-deps --no-index .wheels/facenet_pytorch-*.whl
+fi
 part predict "$PYTHON" scripts/benchmark_predict.py "${PREDICT[@]}" --json "$OUT/predict.json"
 
 echo "== summary ($OUT)"

@@ -15,10 +15,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a file: import datasets.*, engine.*
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a file: import datasets.*, inference.*
 from datasets.classes import DFEW_CLASSES
 from datasets.synthetic import render_clip
-from engine.timeline import write_json
+from inference.outputs import write_json
 from models import atomic_output
 
 
@@ -45,7 +45,8 @@ def write_video(path, expressions, frames_per_expression, size, fps, seed):
                        seed=seed, segments=segments,
                        note="each segment starts neutral; its expression develops from a random frame "
                             "in the segment's first half")
-    write_json(f"{path}.json", description)
+    with atomic_output(f"{path}.json") as tmp_path:
+        write_json(tmp_path, description)
     return description
 
 

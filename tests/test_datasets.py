@@ -343,8 +343,10 @@ def test_annotation_files_of_the_original_repository_are_read_as_they_are(tmp_pa
     assert [clip.line for clip in dataset.clips] == ([3, 5] if "blank" in shape else [2, 3])
 
 
-def test_check_data_finds_every_corrupt_frame_and_writes_clean_csvs(tmp_path):
+def test_check_data_finds_every_corrupt_frame_and_writes_clean_csvs(tmp_path, capsys, monkeypatch):
+    from datasets import check
     from scripts.check_data import main as check_data
+    monkeypatch.setattr(check, "CONSOLE_BAD_CLIPS", 3)
     write_clip(tmp_path, "a", 5, ext=".jpg")
     write_clip(tmp_path, "b", 5, ext=".jpg")
     write_clip(tmp_path, "c", 3, ext=".jpg")
@@ -369,5 +371,10 @@ def test_check_data_finds_every_corrupt_frame_and_writes_clean_csvs(tmp_path):
     assert "does not exist" in rows["gone"]["reason"] and "differ in size" in rows["mixed"]["reason"]
     assert (tmp_path / "clean" / "set_1" / "train.csv").read_text() == "video_name,label\nc,1\n"
     assert (tmp_path / "clean" / "test.csv").read_text() == "path,id\nd,5\n"
+    console = capsys.readouterr().out.splitlines()  # the first 3 bad clips named, then the count of the others
+    named = [line for line in console if line.startswith("  ") and ": clip " in line]
+    assert [line.split("clip ")[1].split(":")[0] for line in named] == ["'gone'", "'a'", "'mixed'"]
+    assert named[1].startswith(f"  {train}:2: clip 'a': 2 of 5 frames cannot be decoded")
+    assert "  and 1 more; see the report" in console
     assert check_data(["--data_set", "FRAMES", "--nb_classes", "7", "--data_path", str(tmp_path), "--workers", "1",
                        "--label_path", str(tmp_path / "clean" / "test.csv"), "--report", str(report)]) == 0

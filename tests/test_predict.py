@@ -1,13 +1,14 @@
-"""predict.py on a real face: matplotlib's grace_hopper.jpg moving and scaling in an OpenCV-written
-video (with face-less frames and a short occlusion), a tiny random-weight S2D checkpoint; plus the
-window/tracking/smoothing units, scripts/make_synthetic_video.py and scripts/download_checkpoints.py
-against a Hugging Face cache built here (offline)."""
+"""predict.py and the inference pipeline end to end on real faces (matplotlib's grace_hopper.jpg placed in
+videos the tests write) with tiny random-weight checkpoints: tracks, true timestamps (variable frame rate),
+rotation metadata, window policies, identity over an absence, bad input, bounded memory, the Python API;
+plus scripts/make_synthetic_video.py and scripts/download_checkpoints.py against an offline cache."""
 import argparse
 import csv
 import json
 import os
 import subprocess
 import sys
+import tracemalloc
 from pathlib import Path
 
 import cv2
@@ -16,17 +17,16 @@ import pytest
 import torch
 
 import predict
-from datasets.classes import DFEW_CLASSES
-from datasets.faces import FaceTracker
-from engine.video_windows import TrackWindows, moving_average
+from datasets.classes import DFEW_CLASSES, MAFW_CLASSES
+from inference import AnalysisError, analyze_video
+from inference.faces import HaarDetector
 from models import build_model, save_checkpoint
-from scripts.benchmark_predict import write_face_video
 from scripts.make_synthetic_video import write_video
+from tests.videos import face_frame, set_rotation, write_audio_only, write_cv2_video, write_timed_video
 
 ROOT = Path(__file__).resolve().parents[1]
 FPS, WIDTH, HEIGHT, NUM_FRAMES = 10, 320, 240, 40
-FACE_FRAMES = range(4, 34)  # the face is in frames 4..33 ...
-HIDDEN = (18, 19)  # ... except these two (a gap the tracker bridges)
+FACE_FRAMES = range(4, 34)  # the face is in frames 4..33
 CLIP_LEN = 4
 pytestmark = pytest.mark.filterwarnings("ignore:LandmarkFeatures")
 
@@ -39,244 +39,354 @@ def photo_position(frame_index):
 
 @pytest.fixture(scope="module")
 def face_video(tmp_path_factory):
-    """The video and, per frame of FACE_FRAMES, the box where the face is (the still photo's face box,
-    found by the same detector, moved and scaled with the photo; hidden frames: where it would be)."""
     path = tmp_path_factory.mktemp("video") / "face.mp4"
-    placements = [photo_position(i) if i in FACE_FRAMES else None for i in range(NUM_FRAMES)]
-    truth = write_face_video(path, [None if i in HIDDEN else p for i, p in enumerate(placements)],
-                             FPS, WIDTH, HEIGHT)
-    before, after = HIDDEN[0] - 1, HIDDEN[-1] + 1  # the photo moves linearly: interpolate
-    for i in HIDDEN:
-        truth[i] = truth[before] + (truth[after] - truth[before]) * (i - before) / (after - before)
-    return path, truth
+    write_cv2_video(path, [face_frame(WIDTH, HEIGHT, [photo_position(i)] if i in FACE_FRAMES else [])
+                           for i in range(NUM_FRAMES)], FPS)
+    return path
+
+
+def tiny_checkpoint(path, num_frames=CLIP_LEN, data_set="DFEW", num_classes=7, model="s2d_tiny_patch8_64",
+                    with_args=True):
+    torch.manual_seed(0)
+    state = build_model(model, num_classes=num_classes, num_frames=num_frames).state_dict()
+    args = argparse.Namespace(model=model, num_frames=num_frames, data_set=data_set, scale_factor=0.25)
+    save_checkpoint({"model": state, "epoch": "best", **({"args": args} if with_args else {})}, path)
+    return path
 
 
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory):
-    """A tiny random-weight video model in the original layout, with this project's stored args."""
-    torch.manual_seed(0)
-    model = build_model("s2d_tiny_patch8_112", num_classes=7, num_frames=CLIP_LEN)
-    path = tmp_path_factory.mktemp("ckpt") / "checkpoint-best.pth"
-    save_checkpoint({"model": model.state_dict(), "epoch": "best",
-                     "args": argparse.Namespace(model="s2d_tiny_patch8_112", input_size=112, num_frames=CLIP_LEN,
-                                                data_set="DFEW", nb_classes=7, scale_factor=0.25)}, path)
-    return path
+    return tiny_checkpoint(tmp_path_factory.mktemp("ckpt") / "checkpoint-best.pth")
 
 
 def run_predict(video, checkpoint, output_dir, *extra):
-    args = predict.get_args_parser().parse_args(
-        ["--video", str(video), "--checkpoint", str(checkpoint), "--output_dir", str(output_dir),
-         "--landmark_weights", "random", "--device", "cpu", *extra])
-    return predict.main(args)
+    """predict.py's exit code and, when outputs were written, its summary."""
+    code = predict.run(["--video", str(video), "--checkpoint", str(checkpoint), "--output_dir", str(output_dir),
+                        "--landmark_weights", "random", "--device", "cpu", *extra])
+    summary = Path(output_dir) / "summary.json"
+    return code, json.loads(summary.read_text()) if summary.exists() else None
 
 
 def read_csv(output_dir):
-    with open(output_dir / "predictions.csv", newline="") as handle:
+    with open(Path(output_dir) / "predictions.csv", newline="") as handle:
         rows = list(csv.reader(handle))
     return rows[0], [dict(zip(rows[0], r)) for r in rows[1:]]
 
 
+def probabilities_of(rows, names=DFEW_CLASSES):
+    return np.array([[float(r[n]) for n in names] for r in rows])
+
+
 @pytest.fixture(scope="module")
 def default_run(face_video, checkpoint, tmp_path_factory):
-    output_dir = tmp_path_factory.mktemp("out")
-    summary = run_predict(face_video[0], checkpoint, output_dir)
+    """MTCNN, eye-level crops, windows of 4 samples 0.2 s apart (--window_seconds 0.8) every 0.4 s."""
+    output_dir = tmp_path_factory.mktemp("out") / "face"
+    code, summary = run_predict(face_video, checkpoint, output_dir, "--window_seconds", "0.8")
+    assert code == 0
     return output_dir, summary
 
 
-def test_one_track_follows_the_face_through_the_gap(face_video, default_run):
+def test_one_track_with_true_times_and_boxes(default_run):
     output_dir, summary = default_run
-    (track,) = json.loads((output_dir / "summary.json").read_text())["tracks"]
-    assert track["track"] == 1 and summary["dropped_short_tracks"] == 0
-    # (detections at this size are reliable with OpenCV 4.14; one frame of slack at each end)
-    first, last = track["first_frame"], track["last_frame"]
-    assert abs(first - FACE_FRAMES[0]) <= 1 and abs(last - FACE_FRAMES[-1]) <= 1
-    assert (track["start_s"], track["end_s"]) == (first / FPS, last / FPS)
-    assert track["frames_seen"] == last - first + 1  # the hidden frames are bridged
-    assert len(FACE_FRAMES) - 6 <= track["frames_detected"] <= len(FACE_FRAMES) - len(HIDDEN)
+    (track,) = summary["tracks"]
+    assert track["track"] == 1 and summary["dropped_short_tracks"] == 0 and summary["detector"] == "mtcnn"
+    assert (track["first_frame"], track["last_frame"]) == (FACE_FRAMES[0], FACE_FRAMES[-1])
+    assert (track["start_s"], track["end_s"]) == (FACE_FRAMES[0] / FPS, FACE_FRAMES[-1] / FPS)
+    assert track["frames_detected"] == len(FACE_FRAMES)
+    assert summary["container"]["fps"] == FPS and summary["frames_decoded"] == NUM_FRAMES
+    assert summary["duration_s"] == pytest.approx((NUM_FRAMES - 1) / FPS) and summary["complete"]
     _, rows = read_csv(output_dir)
-    truth = face_video[1]
-    for row in rows:
-        middle = int(row["first_frame"]) + CLIP_LEN // 2  # the window's box is its middle crop's
-        x, y, w, h = (float(row[k]) for k in ("box_x", "box_y", "box_w", "box_h"))
-        tx, ty, tw, th = truth[middle]  # in the hidden frames: where the face would be
-        tolerance = 0.2 * tw
-        assert abs(x + w / 2 - (tx + tw / 2)) < tolerance and abs(y + h / 2 - (ty + th / 2)) < tolerance, row
-        assert 0.75 < w / tw < 1.33, row
+    haar = HaarDetector(min_face=40)
+    for row in rows:  # the window's box is its middle sample's, where the face is in that frame
+        middle = int(round((float(row["start_s"]) + float(row["end_s"])) / 2 * FPS))
+        frame = face_frame(WIDTH, HEIGHT, [photo_position(middle)])
+        (truth,) = haar(frame).boxes
+        box = np.array([float(row[k]) for k in ("box_x", "box_y", "box_w", "box_h")])
+        assert np.abs((box[:2] + box[2:] / 2) - (truth[:2] + truth[2:] / 2)).max() < 0.25 * truth[2], row
 
 
-def test_windows_timing_columns_and_probabilities(default_run):
+def test_window_grid_csv_and_summary(default_run):
     output_dir, summary = default_run
     header, rows = read_csv(output_dir)
-    assert header == ["track", "first_frame", "last_frame", "start_s", "end_s", "box_x", "box_y", "box_w",
-                      "box_h", *DFEW_CLASSES, "top_class"]
-    (track,) = summary["tracks"]
-    first, last = track["first_frame"], track["last_frame"]
-    stride = CLIP_LEN // 2  # default: half a window
-    starts = list(range(first, last - CLIP_LEN + 2, stride))
-    if starts[-1] + CLIP_LEN - 1 < last:
-        starts.append(last - CLIP_LEN + 1)  # the last window is aligned with the end of the track
-    assert [int(r["first_frame"]) for r in rows] == starts
-    assert [int(r["last_frame"]) for r in rows] == [s + CLIP_LEN - 1 for s in starts]
+    assert header == ["track", "start_s", "end_s", "first_frame", "last_frame", "box_x", "box_y", "box_w", "box_h",
+                      *DFEW_CLASSES, "top_class"]
+    policy = summary["window_policy"]
+    assert (policy["num_frames"], policy["sample_step"], policy["stride"]) == (CLIP_LEN, pytest.approx(0.2),
+                                                                               pytest.approx(0.4))
+    # samples every 0.2 s from the track's first frame (0.4 s): windows start every 0.4 s, the last one
+    # aligned with the end of the track's grid (last grid time 3.2 s, the frame at 3.3 s is nearer 3.4 s)
+    starts = [float(r["start_s"]) for r in rows]
+    assert starts == pytest.approx([0.4, 0.8, 1.2, 1.6, 2.0, 2.4, 2.6])
+    assert [float(r["end_s"]) - float(r["start_s"]) for r in rows] == pytest.approx([0.6] * len(rows))
+    assert [int(r["last_frame"]) - int(r["first_frame"]) for r in rows] == [6] * len(rows)
     for row in rows:
-        assert float(row["start_s"]) == pytest.approx(int(row["first_frame"]) / FPS)
-        assert float(row["end_s"]) == pytest.approx(int(row["last_frame"]) / FPS)
-        probabilities = np.array([float(row[name]) for name in DFEW_CLASSES])
+        probabilities = probabilities_of([row])[0]
         assert probabilities.sum() == pytest.approx(1, abs=1e-5)
         assert row["top_class"] == DFEW_CLASSES[int(probabilities.argmax())]
+    (track,) = summary["tracks"]
     mean = probabilities_of(rows).mean(0)
     assert list(track["mean_probabilities"].values()) == pytest.approx(mean, abs=1e-5)
     assert track["dominant_emotion"] == DFEW_CLASSES[int(mean.argmax())]
-    assert track["windows"] == len(rows)
-    assert summary["settings"]["model"] == "s2d_tiny_patch8_112"  # from the checkpoint's args
-    assert summary["frames_processed"] == NUM_FRAMES and summary["fps"] == FPS
+    tops = [r["top_class"] for r in rows]
+    assert track["class_shares"] == {n: pytest.approx(tops.count(n) / len(rows), abs=1e-4) for n in DFEW_CLASSES}
+    assert track["windows"] == len(rows) == summary["windows"]
+    assert summary["model"]["model"] == "s2d_tiny_patch8_64" and summary["model"]["num_frames"] == CLIP_LEN
 
 
-def test_plot_video_and_atomic_outputs(default_run):
+def test_plot_annotated_video_and_no_leftovers(default_run):
     output_dir, _ = default_run
     assert sorted(os.listdir(output_dir)) == ["annotated.mp4", "predictions.csv", "summary.json", "timeline.png"]
+    assert [p for p in os.listdir(output_dir.parent) if ".partial-" in p] == []
     assert (output_dir / "timeline.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     capture = cv2.VideoCapture(str(output_dir / "annotated.mp4"))
-    assert int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) == NUM_FRAMES
-    frames = [capture.read()[1] for _ in range(NUM_FRAMES)]
-    assert frames[10].shape == (HEIGHT, WIDTH, 3)
-    # the box is drawn in green on frames of the track, never on the face-less frames
+    frames = [capture.read()[1] for _ in range(int(capture.get(cv2.CAP_PROP_FRAME_COUNT)))]
+    assert len(frames) == NUM_FRAMES and frames[10].shape == (HEIGHT, WIDTH, 3)
+    # the box is drawn in green on the frames of the track, never on the face-less frames
     green = [int(((f[..., 1] > 150) & (f[..., 0] < 80) & (f[..., 2] < 80)).sum()) for f in frames]
     assert all(green[i] > 50 for i in FACE_FRAMES) and all(green[i] == 0 for i in (0, 1, 2, 3, 36, 37))
 
 
-def probabilities_of(rows):
-    return np.array([[float(r[n]) for n in DFEW_CLASSES] for r in rows])
+def test_consecutive_policy_resamples_to_the_source_rate(checkpoint, tmp_path):
+    """A 40 fps face-cropped video, windows of consecutive frames at 20 fps: every other frame, stride 0.1 s."""
+    video = tmp_path / "fast.mp4"
+    write_cv2_video(video, [face_frame(96, 96, [(0, 0, 0.2)]) for _ in range(40)], 40)
+    code, summary = run_predict(video, checkpoint, tmp_path / "out", "--no_detect", "--source_fps", "20",
+                                "--no_video")
+    assert code == 0 and summary["window_policy"]["sample_step"] == pytest.approx(0.05)
+    _, rows = read_csv(tmp_path / "out")
+    assert [(int(r["first_frame"]), int(r["last_frame"])) for r in rows] == \
+        [(0, 6), (4, 10), (8, 14), (12, 18), (16, 22), (20, 26), (24, 30), (28, 34), (32, 38)]
+    # the default policy of a MAFW checkpoint is consecutive frames at 25 fps
+    mafw = tiny_checkpoint(tmp_path / "mafw.pth", data_set="MAFW", num_classes=11)
+    code, summary = run_predict(video, mafw, tmp_path / "mafw", "--no_detect", "--no_video")
+    assert code == 0 and summary["window_policy"]["sample_step"] == pytest.approx(0.04)
+    assert read_csv(tmp_path / "mafw")[0][9:-1] == list(MAFW_CLASSES)
 
 
-def test_every(face_video, checkpoint, tmp_path):
-    summary = run_predict(face_video[0], checkpoint, tmp_path, "--every", "2", "--window_stride", "4", "--no_video")
-    assert summary["frames_processed"] == NUM_FRAMES // 2
-    assert not (tmp_path / "annotated.mp4").exists()
+def test_variable_frame_rate_times_come_from_the_container(checkpoint, tmp_path):
+    """2 s at 30 fps without a face, then 2 s at 10 fps with one: the face appears at 2.0 s (frame 60), where
+    frame index / average frame rate would say 3.0 s."""
+    times = [i / 30 for i in range(60)] + [2 + i / 10 for i in range(20)]
+    frames = [face_frame(160, 120, [(20, 5, 0.2)] if t >= 2 else []) for t in times]
+    video = tmp_path / "vfr.mp4"
+    write_timed_video(video, frames, times)
+    code, summary = run_predict(video, checkpoint, tmp_path / "out", "--window_seconds", "0.8", "--no_video",
+                                "--detector", "haar", "--min_face", "20")
+    assert code == 0
     (track,) = summary["tracks"]
-    assert track["first_frame"] % 2 == 0 and track["frames_seen"] == (track["last_frame"] - track["first_frame"]) // 2 + 1
-    _, rows = read_csv(tmp_path)
-    # windows of CLIP_LEN processed frames (every other video frame), starting every 4 processed frames
-    starts = [int(r["first_frame"]) for r in rows]
-    assert starts[:-1] == list(range(track["first_frame"], track["first_frame"] + 8 * (len(rows) - 1), 8))
-    assert all(int(r["last_frame"]) - int(r["first_frame"]) == 2 * (CLIP_LEN - 1) for r in rows)
-    assert int(rows[-1]["last_frame"]) == track["last_frame"]
+    assert track["first_frame"] == 60 and track["start_s"] == pytest.approx(2.0, abs=1e-3)
+    assert track["end_s"] == pytest.approx(3.9, abs=1e-3)
+    assert summary["duration_s"] == pytest.approx(3.9, abs=1e-3) and summary["repaired_timestamps"] == 0
+    _, rows = read_csv(tmp_path / "out")
+    assert float(rows[0]["start_s"]) == pytest.approx(2.0, abs=1e-3)
+    assert [float(r["end_s"]) - float(r["start_s"]) for r in rows] == pytest.approx([0.6] * len(rows), abs=1e-3)
 
 
-def test_no_detect_smooth_and_max_seconds(checkpoint, tmp_path):
+def test_rotated_phone_video_is_analysed_and_annotated_upright(checkpoint, tmp_path):
+    """The frames are stored turned a quarter to the left with a 90-degree rotation in the header."""
+    upright = [face_frame(120, 160, [(5, 10, 0.22)]) for _ in range(12)]
+    video = tmp_path / "portrait.mp4"
+    write_cv2_video(video, [cv2.rotate(f, cv2.ROTATE_90_COUNTERCLOCKWISE) for f in upright], 10)
+    assert len(HaarDetector(20)(cv2.rotate(upright[0], cv2.ROTATE_90_COUNTERCLOCKWISE)).boxes) == 0
+    set_rotation(video, 90)
+    code, summary = run_predict(video, checkpoint, tmp_path / "out", "--window_seconds", "0.8")
+    assert code == 0 and summary["container"]["rotation"] == 90
+    assert (summary["container"]["width"], summary["container"]["height"]) == (120, 160)
+    (track,) = summary["tracks"]
+    assert track["frames_detected"] >= 10 and track["last_frame"] == 11  # found upright, nearly every frame
+    capture = cv2.VideoCapture(str(tmp_path / "out" / "annotated.mp4"))
+    assert capture.read()[1].shape == (160, 120, 3)
+
+
+def test_identity_survives_a_one_second_absence(checkpoint, tmp_path):
+    """Two faces move apart; for 1 s (10 frames) no face is visible. They come back where their motion leads and
+    keep ids 1 and 2; with a 0.5 s gap limit (the old behaviour) they would be 4 tracks."""
+    def placements(i):
+        return [(300 - 8 * i, 5, 0.25), (430 + 8 * i, 5, 0.25)]
+
+    frames = [face_frame(800, 160, placements(i) if not 10 <= i < 20 else []) for i in range(30)]
+    video = tmp_path / "two.mp4"
+    write_cv2_video(video, frames, 10)
+    code, summary = run_predict(video, checkpoint, tmp_path / "out", "--window_seconds", "0.8", "--no_video")
+    assert code == 0 and [t["track"] for t in summary["tracks"]] == [1, 2]
+    for track in summary["tracks"]:
+        assert (track["first_frame"], track["last_frame"], track["frames_detected"]) == (0, 29, 20)
+    _, rows = read_csv(tmp_path / "out")
+    sides = {(row["track"], float(row["box_x"]) < 400) for row in rows}
+    assert len(sides) == 2 and {track for track, _ in sides} == {"1", "2"}  # each id stays with its face
+    for row in rows:  # and no window spans the absence
+        assert float(row["end_s"]) <= 0.9 or float(row["start_s"]) >= 2.0
+    code, summary = run_predict(video, checkpoint, tmp_path / "short", "--window_seconds", "0.8", "--no_video",
+                                "--max_gap_seconds", "0.5")
+    assert [t["track"] for t in summary["tracks"]] == [1, 2, 3, 4]
+
+
+def test_smooth_max_seconds_and_no_detect(checkpoint, tmp_path):
     video = tmp_path / "synthetic.mp4"
-    description = write_video(video, ["happy", "surprise"], 6, 64, 8.0, seed=0)
-    assert [s["first_frame"] for s in description["segments"]] == [0, 6]
-    assert json.loads((tmp_path / "synthetic.mp4.json").read_text())["segments"][1]["start_s"] == 0.75
-    summary = run_predict(video, checkpoint, tmp_path / "raw", "--no_detect", "--max_seconds", "1.0", "--no_video")
-    assert summary["frames_processed"] == 8  # 1 s at 8 fps
+    description = write_video(video, ["happy", "surprise"], 8, 64, 8.0, seed=0)
+    assert [s["first_frame"] for s in description["segments"]] == [0, 8]
+    flags = ("--no_detect", "--max_seconds", "1.5", "--no_video", "--source_fps", "8", "--stride_seconds", "0.25")
+    code, summary = run_predict(video, checkpoint, tmp_path / "raw", *flags)
+    assert code == 0 and summary["frames_decoded"] == 12  # 1.5 s at 8 fps
     (track,) = summary["tracks"]
-    assert (track["first_frame"], track["last_frame"], track["frames_seen"]) == (0, 7, 8)
+    assert (track["first_frame"], track["last_frame"], track["frames_detected"]) == (0, 11, 12)
     _, rows = read_csv(tmp_path / "raw")
-    assert [(int(r["first_frame"]), int(r["last_frame"])) for r in rows] == [(0, 3), (2, 5), (4, 7)]
+    assert [(int(r["first_frame"]), int(r["last_frame"])) for r in rows] == [(0, 3), (2, 5), (4, 7), (6, 9), (8, 11)]
     assert all((r["box_x"], r["box_y"], r["box_w"], r["box_h"]) == ("0", "0", "64", "64") for r in rows)
-    run_predict(video, checkpoint, tmp_path / "smooth", "--no_detect", "--max_seconds", "1.0", "--no_video",
-                "--smooth", "3")
+    run_predict(video, checkpoint, tmp_path / "smooth", *flags, "--smooth", "3")
     raw, smooth = probabilities_of(rows), probabilities_of(read_csv(tmp_path / "smooth")[1])
-    assert smooth[1] == pytest.approx(raw.mean(0), abs=1e-5)
+    assert smooth[2] == pytest.approx(raw[1:4].mean(0), abs=1e-5)
     assert smooth[0] == pytest.approx(raw[:2].mean(0), abs=1e-5)  # fewer windows at the ends
-    assert smooth[2] == pytest.approx(raw[1:].mean(0), abs=1e-5)
+    assert smooth[-1] == pytest.approx(raw[-2:].mean(0), abs=1e-5)
     assert np.abs(raw - smooth).max() > 1e-4  # the random model does not give identical windows
 
 
 def test_cpu_int8_agrees_with_fp32_and_is_cpu_only(checkpoint, tmp_path):
     video = tmp_path / "synthetic.mp4"
     write_video(video, ["happy", "surprise"], 6, 64, 8.0, seed=0)
-    flags = ("--no_detect", "--max_seconds", "1.0", "--no_video")
+    flags = ("--no_detect", "--max_seconds", "1.0", "--no_video", "--source_fps", "8")
     run_predict(video, checkpoint, tmp_path / "fp32", *flags)
     run_predict(video, checkpoint, tmp_path / "int8", *flags, "--cpu_int8")
     fp32, int8 = probabilities_of(read_csv(tmp_path / "fp32")[1]), probabilities_of(read_csv(tmp_path / "int8")[1])
     assert fp32.shape == int8.shape == (3, 7)
     assert 0 < np.abs(fp32 - int8).max() < 0.05  # int8 really ran, and stays close to fp32
-    with pytest.raises(predict.PredictError, match="--cpu_int8 runs on the CPU only"):
-        run_predict(video, checkpoint, tmp_path / "gpu", *flags, "--cpu_int8", "--device", "cuda:0")
+    code, summary = run_predict(video, checkpoint, tmp_path / "gpu", *flags, "--cpu_int8", "--device", "cuda:0")
+    assert code == 2 and summary is None
 
 
 def test_no_face_gives_empty_valid_outputs(checkpoint, tmp_path, capsys):
     video = tmp_path / "empty.mp4"
-    writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"mp4v"), 5, (96, 96))
-    for _ in range(6):
-        writer.write(np.full((96, 96, 3), 128, np.uint8))
-    writer.release()
-    summary = run_predict(video, checkpoint, tmp_path / "out", "--no_video")
-    assert summary["tracks"] == [] and "no face found" in summary["warning"]
+    write_cv2_video(video, [np.full((96, 96, 3), 128, np.uint8)] * 6, 5)
+    code, summary = run_predict(video, checkpoint, tmp_path / "out", "--no_video")
+    assert code == 0 and summary["tracks"] == [] and "no face found" in summary["warning"]
     assert "warning: no face found" in capsys.readouterr().err
     header, rows = read_csv(tmp_path / "out")
     assert rows == [] and header[-1] == "top_class"
-    assert json.loads((tmp_path / "out" / "summary.json").read_text())["tracks"] == []
 
 
-def test_bad_inputs_are_clear_errors(face_video, checkpoint, tmp_path):
-    def error_of(*args, video=face_video[0], ckpt=checkpoint):
-        with pytest.raises(predict.PredictError) as info:
-            run_predict(video, ckpt, tmp_path / "out", "--no_video", *args)
-        return info.value.exit_code, str(info.value)
+def test_checkpoint_without_args_takes_frames_from_its_temporal_embedding(face_video, tmp_path):
+    bare = tiny_checkpoint(tmp_path / "bare.pth", num_frames=2, with_args=False)
+    code, summary = run_predict(face_video, bare, tmp_path / "out", "--model", "s2d_tiny_patch8_64",
+                                "--data_set", "DFEW", "--no_video", "--max_seconds", "1.5", "--no_detect")
+    assert code == 0 and summary["model"]["num_frames"] == 2 and summary["window_policy"]["num_frames"] == 2
+    code, _ = run_predict(face_video, bare, tmp_path / "wrong", "--model", "s2d_tiny_patch8_64", "--data_set",
+                          "DFEW", "--num_frames", "4")
+    assert code == 4
 
-    code, message = error_of(video=tmp_path / "missing.mp4")
-    assert code == 3 and "missing.mp4" in message
+
+def test_python_api(face_video, checkpoint, tmp_path):
+    result = analyze_video(str(face_video), str(checkpoint), str(tmp_path / "api"), landmark_weights="random",
+                           device="cpu", detector="haar", max_seconds=2.0, write_video=False, window_seconds=0.8)
+    assert result.summary["tracks"][0]["track"] == 1
+    assert os.path.isfile(result.predictions_csv) and result.output_dir == str(tmp_path / "api")
+    with pytest.raises(AnalysisError) as error:
+        analyze_video(str(face_video), str(checkpoint), str(tmp_path / "x"), landmark_weights="random",
+                      device="cpu", data_set="MAFW")
+    assert error.value.exit_code == 4 and "7-class" in str(error.value) and "11 classes" in str(error.value)
+
+
+@pytest.fixture
+def bad_inputs(tmp_path):
+    (tmp_path / "empty.mp4").write_bytes(b"")
     (tmp_path / "notes.mp4").write_text("not a video")
-    code, message = error_of(video=tmp_path / "notes.mp4")
-    assert code == 3 and "notes.mp4" in message
-    code, message = error_of("--data_set", "MAFW")
-    assert code == 4 and str(checkpoint) in message and "7-class" in message and "11 classes" in message
-    code, message = error_of("--detector", "yunet")
-    assert code == 5 and "--detector_model" in message
-    assert not (tmp_path / "out").exists() or os.listdir(tmp_path / "out") == []
+    cv2.imwrite(str(tmp_path / "still.jpg"), face_frame(96, 96))
+    write_audio_only(tmp_path / "audio.m4a")
+    write_cv2_video(tmp_path / "whole.mp4", [face_frame(96, 96)] * 10, 10)
+    whole = (tmp_path / "whole.mp4").read_bytes()
+    (tmp_path / "cut.mp4").write_bytes(whole[:len(whole) // 2])  # OpenCV writes the index at the end
+    return tmp_path
+
+
+@pytest.mark.parametrize("name, message", [
+    ("missing.mp4", "video file not found"), ("empty.mp4", "the file is empty"), ("notes.mp4", "cannot be opened"),
+    ("still.jpg", "still image"), ("audio.m4a", "cannot be opened"), ("cut.mp4", "cannot be opened")])
+def test_unusable_videos_exit_3_with_one_line_and_no_output(bad_inputs, checkpoint, name, message, capsys):
+    code, summary = run_predict(bad_inputs / name, checkpoint, bad_inputs / "out")
+    error = capsys.readouterr().err.strip().splitlines()
+    assert code == 3 and summary is None and not (bad_inputs / "out").exists()
+    assert error[-1].startswith(f"error: {bad_inputs / name}" if name != "missing.mp4" else "error: video file")
+    assert message in error[-1]
+    assert [p for p in os.listdir(bad_inputs) if ".partial-" in p] == []
+
+
+def test_video_broken_mid_stream_keeps_what_was_analysed(checkpoint, tmp_path):
+    frames = [face_frame(96, 96, [(0, 0, 0.16)]) for _ in range(40)]
+    write_cv2_video(tmp_path / "whole.avi", frames, 10, fourcc="MJPG")
+    data = (tmp_path / "whole.avi").read_bytes()
+    (tmp_path / "broken.avi").write_bytes(data[:len(data) // 2])
+    code, summary = run_predict(tmp_path / "broken.avi", checkpoint, tmp_path / "out", "--no_detect",
+                                "--source_fps", "10")
+    assert code == 6 and not summary["complete"]
+    assert 0 < summary["frames_decoded"] < 40 and "stopped decoding at" in summary["warning"]
+    assert summary["tracks"][0]["windows"] >= 1 and read_csv(tmp_path / "out")[1]
+    assert sorted(os.listdir(tmp_path / "out")) == ["annotated.mp4", "predictions.csv", "summary.json",
+                                                    "timeline.png"]
+
+
+def test_zero_frame_rate_header_and_4k_frames(checkpoint, tmp_path):
+    frames = [face_frame(96, 96, [(0, 0, 0.16)]) for _ in range(12)]
+    write_cv2_video(tmp_path / "rate.avi", frames, 10, fourcc="MJPG")
+    data = bytearray((tmp_path / "rate.avi").read_bytes())
+    header = data.find(b"strh") + 8
+    data[header + 20:header + 28] = bytes(8)  # the stream's frame rate, scale and rate, both 0
+    (tmp_path / "rate.avi").write_bytes(bytes(data))
+    code, summary = run_predict(tmp_path / "rate.avi", checkpoint, tmp_path / "out", "--no_detect", "--no_video",
+                                "--source_fps", "10")
+    assert code == 0 and summary["frames_decoded"] == 12 and summary["windows"] >= 1
+    times = [float(r["start_s"]) for r in read_csv(tmp_path / "out")[1]]
+    assert times == sorted(times) and len(set(times)) == len(times)
+    big = [face_frame(3840, 2160, [(1500, 500, 2.0)]) for _ in range(4)]
+    write_cv2_video(tmp_path / "4k.mp4", big, 10)
+    code, summary = run_predict(tmp_path / "4k.mp4", checkpoint, tmp_path / "4k", "--window_seconds", "0.4",
+                                "--min_track_frames", "2")
+    assert code == 0 and (summary["container"]["width"], summary["container"]["height"]) == (3840, 2160)
+    (track,) = summary["tracks"]
+    assert track["frames_detected"] == 4
+
+
+def test_interrupted_run_leaves_nothing(face_video, checkpoint, tmp_path, monkeypatch):
+    from inference import pipeline
+
+    calls = []
+
+    def interrupt(self, frame):
+        calls.append(frame)
+        if len(calls) == 5:
+            raise KeyboardInterrupt
+        return pipeline.WholeFrame()(frame)
+
+    monkeypatch.setattr(pipeline.WholeFrame, "__call__", interrupt)
+    code, summary = run_predict(face_video, checkpoint, tmp_path / "out", "--no_detect")
+    assert code == 130 and summary is None and os.listdir(tmp_path) == []
+
+
+def peak_traced_memory(video, checkpoint, output_dir):
+    tracemalloc.start()
+    try:
+        code, summary = run_predict(video, checkpoint, output_dir, "--no_detect", "--window_seconds", "0.8",
+                                    "--print_freq", "1000")
+        return code, summary, tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+def test_memory_does_not_grow_with_the_video(checkpoint, tmp_path):
+    """Peak memory (numpy and Python allocations) for 10 s and 40 s of video, annotated video included."""
+    peaks = {}
+    for seconds in (10, 40):
+        video = tmp_path / f"{seconds}.mp4"
+        frames = [face_frame(64, 64, [(0, 0, 0.1 + 0.002 * (i % 10))]) for i in range(10 * seconds)]
+        write_cv2_video(video, frames, 10)
+        del frames
+        code, summary, peaks[seconds] = peak_traced_memory(video, checkpoint, tmp_path / f"out{seconds}")
+        assert code == 0 and summary["windows"] > seconds  # a window every 0.4 s
+    assert peaks[40] < 1.2 * peaks[10], peaks
 
 
 def test_command_line_exit_code(tmp_path):
     result = subprocess.run([sys.executable, "predict.py", "--video", str(tmp_path / "none.mp4"), "--checkpoint",
-                             "x.pth", "--output_dir", str(tmp_path)], cwd=ROOT, capture_output=True, text=True)
-    assert result.returncode == 3 and "error: video file not found" in result.stderr
-
-
-def test_tracker_ids_gaps_and_false_positives():
-    tracker = FaceTracker(iou_threshold=0.3, max_gap=2, min_hits=3)
-    a, b = np.array([0.0, 0, 50, 50]), np.array([200.0, 0, 50, 50])
-    for frame in range(4):  # b: 2 detections only
-        tracker.update(frame, [a + [frame, 0, 0, 0], b] if frame < 2 else [a + [frame, 0, 0, 0]])
-    track_a, track_b = tracker.active
-    assert (track_a.track_id, track_b.track_id, tracker.num_dropped) == (1, None, 0)
-    _, ended = tracker.update(4, [])
-    assert ended == [track_b] and tracker.active == [track_a]  # b missed 3 frames > max_gap
-    tracker.update(5, [])
-    observations, _ = tracker.update(6, [a + [10, 0, 0, 0]])
-    assert tracker.num_dropped == 1  # b never reached min_hits
-    assert [(o[0].track_id, o[1]) for o in observations] == [(1, 4), (1, 5), (1, 6)]
-    assert observations[0][2][0] == pytest.approx(3 + (10 - 3) / 3)  # interpolated over the gap
-    for frame in (7, 8, 9):
-        _, ended = tracker.update(frame, [])
-    assert ended == [track_a]
-    tracker.update(10, [a])
-    assert tracker.active[0].track_id is None  # a new, not yet confirmed track
-
-
-def test_track_windows_sampling():
-    def windows(count, stride, clip_len=4, rate=1):
-        collector = TrackWindows(clip_len, rate, stride)
-        for i in range(count):
-            collector.add(100 + i, np.zeros(4), torch.full((3, 1, 2, 2), float(i)))
-        cut = collector.ready(1) + collector.final(1)
-        return [(w.first_frame, w.last_frame, w.video[0, :, 0, 0].int().tolist()) for w in cut]
-
-    assert windows(2, 2) == [(100, 101, [0, 1, 1, 1])]  # padded with the last crop
-    assert windows(7, 2) == [(100, 103, [0, 1, 2, 3]), (102, 105, [2, 3, 4, 5]), (103, 106, [3, 4, 5, 6])]
-    assert windows(6, 2) == [(100, 103, [0, 1, 2, 3]), (102, 105, [2, 3, 4, 5])]
-    # every 3rd crop, a span of 6: the windows starting at 0..3 cover all 9 crops
-    assert windows(9, 1, clip_len=2, rate=3) == [(100, 103, [0, 3]), (101, 104, [1, 4]), (102, 105, [2, 5]),
-                                                  (103, 106, [3, 6])]
-
-
-def test_moving_average():
-    p = np.eye(3)[[0, 1, 2, 0]]
-    assert moving_average(p, 1) is p
-    assert moving_average(p, 3)[1] == pytest.approx(p[:3].mean(0))
-    assert moving_average(p, 3)[3] == pytest.approx(p[2:].mean(0))
-    assert moving_average(p, 10) == pytest.approx(np.tile(p.mean(0), (4, 1)))
+                             "x.pth", "--output_dir", str(tmp_path / "out")], cwd=ROOT, capture_output=True, text=True)
+    assert result.returncode == 4 and result.stderr.strip().splitlines()[-1].startswith("error: checkpoint file")
 
 
 def fake_hub_cache(root, files):

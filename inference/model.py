@@ -1,0 +1,110 @@
+"""The fine-tuned S2D video model of a checkpoint, with its landmark network, class names and the
+settings it was trained with; classifies batches of windows."""
+import pickle
+from argparse import Namespace
+
+import numpy as np
+import torch
+
+from datasets.build import ALIASES, DATASETS
+from datasets.transforms import ClipEvalTransform
+from models import MODEL_CONFIGS, apply_checkpoint, build_landmark, build_model, is_image_model, read_checkpoint
+from models.quantize import quantize_int8
+
+DEFAULT_MODEL = "s2d_base_patch16_224"
+
+
+class CheckpointError(ValueError):
+    """The checkpoint or landmark weights cannot be used; the message names the file."""
+
+
+def _video_models():
+    return sorted(name for name in MODEL_CONFIGS if not is_image_model(name))
+
+
+def _state_entry(state, suffix):
+    return next((v for k, v in state.items() if k == suffix or k.endswith("." + suffix)), None)
+
+
+def resolve_settings(path, checkpoint, model=None, data_set=None, num_frames=None, input_size=None,
+                     short_side_size=None):
+    """The model settings: the arguments given, else the checkpoint's stored args, else what its tensors say
+    (frame count from `temporal_embedding`, class count from the head), else the defaults."""
+    stored = checkpoint.get("args") or Namespace()
+    state = checkpoint.get("model")
+    if not isinstance(state, dict):
+        raise CheckpointError(f"{path}: no 'model' state dict (found entries: {sorted(checkpoint)})")
+    head, temporal = _state_entry(state, "head.fc_cls.weight"), _state_entry(state, "temporal_embedding")
+    if head is None or temporal is None:
+        raise CheckpointError(f"{path}: no head.fc_cls.weight / temporal_embedding in its model state dict: "
+                              "not a fine-tuned S2D video model")
+
+    def pick(value, name, default):
+        return value if value is not None else getattr(stored, name, None) or default
+
+    stored_model = getattr(stored, "model", None)
+    # the authors' files name a model of the original code, which this registry does not know
+    model = model or (stored_model if stored_model in _video_models() else DEFAULT_MODEL)
+    if model not in _video_models():
+        raise CheckpointError(f"unknown model {model!r}; known video models: {_video_models()}")
+    img_size = MODEL_CONFIGS[model]["img_size"]
+    settings = Namespace(model=model, num_classes=head.shape[0],
+                         num_frames=pick(num_frames, "num_frames", temporal.shape[1]),
+                         input_size=pick(input_size, "input_size", img_size),
+                         data_set=pick(data_set, "data_set", None),
+                         adapter_ratio=getattr(stored, "scale_factor", 0.25))
+    settings.short_side_size = pick(short_side_size, "short_side_size", settings.input_size)
+    if settings.input_size != img_size or settings.short_side_size < settings.input_size:
+        raise CheckpointError(f"{model} takes {img_size}x{img_size} frames; got input_size {settings.input_size}, "
+                              f"short_side_size {settings.short_side_size} (must be >= input_size)")
+    if settings.num_frames != temporal.shape[1]:
+        raise CheckpointError(f"{path} was trained on {temporal.shape[1]} frames (its temporal_embedding); "
+                              f"{settings.num_frames} asked for")
+    return settings
+
+
+def class_names_for(path, data_set, num_classes):
+    if data_set is None:
+        raise CheckpointError(f"{path} stores no data set name: pass --data_set (DFEW, FERV39K, MAFW; "
+                              "FRAMES names the classes 0..K-1)")
+    name = ALIASES.get(data_set, data_set)
+    if name not in DATASETS:
+        raise CheckpointError(f"unknown data set {data_set!r}; known: {sorted(DATASETS)}")
+    names = list(DATASETS[name][0] or [str(k) for k in range(num_classes)])
+    if len(names) != num_classes:
+        raise CheckpointError(f"{path} has a {num_classes}-class head, but {data_set} has {len(names)} classes "
+                              f"({', '.join(names)}); pass the --data_set it was trained on")
+    return names
+
+
+class VideoModel:
+    """S2D and its landmark network on `device` (bf16 autocast on CUDA, optional int8 on the CPU)."""
+
+    def __init__(self, checkpoint_path, landmark_weights, device="cpu", cpu_int8=False, trust=False,
+                 **overrides):
+        self.path, self.device = checkpoint_path, torch.device(device)
+        try:
+            checkpoint = read_checkpoint(checkpoint_path, trust=trust)
+            self.settings = resolve_settings(checkpoint_path, checkpoint, **overrides)
+            s = self.settings
+            self.class_names = class_names_for(checkpoint_path, s.data_set, s.num_classes)
+            model = build_model(s.model, num_classes=s.num_classes, num_frames=s.num_frames,
+                                adapter_ratio=s.adapter_ratio)
+            apply_checkpoint(model, checkpoint, "finetuned", checkpoint_path)
+            del checkpoint
+            landmark = build_landmark(landmark_weights, trust=trust, grid_size=model.grid_size)
+        except (OSError, ValueError, pickle.UnpicklingError) as error:
+            raise CheckpointError(str(error)) from error
+        model = model.eval().to(self.device)
+        self.model = quantize_int8(model) if cpu_int8 else model
+        self.landmark = landmark.to(self.device)
+        self.transform = ClipEvalTransform(s.input_size, s.short_side_size)
+
+    @torch.inference_mode()
+    def classify(self, clips: list[np.ndarray]) -> np.ndarray:
+        """Class probabilities (N, K) of N clips of RGB uint8 crops (T, S, S, 3), S = short_side_size."""
+        video = torch.stack([self.transform(torch.from_numpy(c).permute(0, 3, 1, 2)) for c in clips])
+        video = video.to(self.device, non_blocking=True)
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.device.type == "cuda"):
+            logits, _ = self.model(video, self.landmark(video))
+        return logits.float().softmax(dim=-1).cpu().numpy()

@@ -1,0 +1,214 @@
+"""What an analysis writes, streaming: predictions.csv row by row, the per-track summary from running
+sums, then timeline.png and annotated.mp4 from the CSV and a frame-ordered file of face boxes, so that
+memory does not grow with the video's length.
+"""
+import csv
+import json
+import math
+import os
+from collections import defaultdict, deque
+
+import cv2
+import numpy as np
+
+CSV_COLUMNS = ("track", "start_s", "end_s", "first_frame", "last_frame", "box_x", "box_y", "box_w", "box_h")
+BOX_COLOURS = ((0, 200, 0), (0, 140, 255), (255, 80, 0), (200, 0, 200), (0, 200, 200), (80, 80, 255))
+TIMELINE_POINTS = 1000  # per track; longer timelines are averaged into this many time bins
+BOX_RECORD = np.dtype([("frame", "<i8"), ("serial", "<i8"), ("box", "<f8", 4)])
+
+
+def write_json(path, content):
+    with open(path, "w") as handle:
+        json.dump(content, handle, indent=2)
+        handle.write("\n")
+
+
+class CentredAverage:
+    """Streaming centred moving average over `k` consecutive rows: the same values as
+    `inference.windows.moving_average` on the whole sequence, emitted as soon as they are known."""
+
+    def __init__(self, k: int):
+        self.k = k
+        self.rows = deque()  # (payload, probabilities) not yet emitted or still needed
+        self.emitted = 0  # rows emitted so far
+        self.dropped = 0  # rows dropped from the front
+
+    def push(self, payload, probabilities):
+        self.rows.append((payload, probabilities))
+        return self._emit(final=False)
+
+    def finish(self):
+        return self._emit(final=True)
+
+    def _emit(self, final):
+        out = []
+        before, after = (self.k - 1) // 2, self.k // 2
+        while self.emitted < self.dropped + len(self.rows):
+            i = self.emitted  # absolute index of the next row to emit
+            last_needed = i + after
+            if not final and last_needed >= self.dropped + len(self.rows):
+                break
+            low, high = max(i - before, self.dropped), min(last_needed, self.dropped + len(self.rows) - 1)
+            window = [self.rows[j - self.dropped][1] for j in range(low, high + 1)]
+            out.append((self.rows[i - self.dropped][0], np.mean(window, axis=0)))
+            self.emitted += 1
+            while self.dropped < self.emitted - before:
+                self.rows.popleft()
+                self.dropped += 1
+        return out
+
+
+class PredictionWriter:
+    """predictions.csv (one row per window, per-track smoothing applied) and per-track running sums."""
+
+    def __init__(self, path, class_names, smooth):
+        self.class_names, self.smooth = class_names, smooth
+        self.handle = open(path, "w", newline="")
+        self.writer = csv.writer(self.handle, lineterminator="\n")
+        self.writer.writerow([*CSV_COLUMNS, *class_names, "top_class"])
+        self.smoothers = {}
+        self.tracks = {}  # track id -> running statistics
+        self.rows = 0
+
+    def add(self, window, probabilities):
+        smoother = self.smoothers.setdefault(window.track_id, CentredAverage(self.smooth))
+        self._write(smoother.push(window, probabilities))
+
+    def close(self):
+        for smoother in self.smoothers.values():
+            self._write(smoother.finish())
+        self.handle.close()
+
+    def _write(self, rows):
+        for window, p in rows:
+            top = int(np.argmax(p))
+            self.writer.writerow([window.track_id, f"{window.start:.4f}", f"{window.end:.4f}",
+                                  int(window.frame_indices[0]), int(window.frame_indices[-1]),
+                                  *(int(round(v)) for v in window.box), *(f"{v:.6f}" for v in p),
+                                  self.class_names[top]])
+            stats = self.tracks.setdefault(window.track_id, dict(windows=0, sum=np.zeros(len(p)),
+                                                                  top_counts=np.zeros(len(p), np.int64)))
+            stats["windows"] += 1
+            stats["sum"] += p
+            stats["top_counts"][top] += 1
+            self.rows += 1
+        self.handle.flush()
+
+
+def track_summaries(writer, spans, class_names):
+    """Per confirmed track: times, detections, windows, mean probabilities, share of windows per top class
+    and the dominant emotion. `spans`: track id -> dict(first_time, last_time, first_frame, last_frame,
+    detections)."""
+    summaries = []
+    for track_id in sorted(spans):
+        span, stats = spans[track_id], writer.tracks.get(track_id)
+        entry = dict(track=track_id, start_s=round(span["first_time"], 4), end_s=round(span["last_time"], 4),
+                     first_frame=span["first_frame"], last_frame=span["last_frame"],
+                     frames_detected=span["detections"], windows=stats["windows"] if stats else 0)
+        if stats:
+            mean = stats["sum"] / stats["windows"]
+            entry.update(mean_probabilities={n: round(float(p), 6) for n, p in zip(class_names, mean)},
+                         class_shares={n: round(c / stats["windows"], 4)
+                                       for n, c in zip(class_names, stats["top_counts"])},
+                         dominant_emotion=class_names[int(np.argmax(mean))])
+        summaries.append(entry)
+    return summaries
+
+
+def read_predictions(path, class_names):
+    """Iterate the rows of a predictions.csv as (track id, window centre in seconds, probabilities)."""
+    with open(path, newline="") as handle:
+        for row in csv.DictReader(handle):
+            yield (int(row["track"]), (float(row["start_s"]) + float(row["end_s"])) / 2,
+                   np.array([float(row[n]) for n in class_names]))
+
+
+def timeline_and_labels(path, class_names, duration):
+    """One pass over predictions.csv: per track the timeline binned into at most TIMELINE_POINTS time bins
+    (mean probabilities per bin) and the label arrays the annotated video needs (centres, top class, its
+    probability)."""
+    bins = max(duration, 1e-6) / TIMELINE_POINTS
+    sums = defaultdict(dict)
+    labels = defaultdict(lambda: ([], [], []))
+    for track, centre, p in read_predictions(path, class_names):
+        cell = sums[track].setdefault(int(centre / bins), [0, np.zeros(len(p)), 0.0])
+        cell[0] += 1
+        cell[1] += p
+        cell[2] += centre
+        for column, value in zip(labels[track], (centre, int(np.argmax(p)), float(np.max(p)))):
+            column.append(value)
+    timeline = {t: (np.array([c[2] / c[0] for c in cells.values()]), np.stack([c[1] / c[0] for c in cells.values()]))
+                for t, cells in sums.items()}
+    return timeline, {t: tuple(np.array(column) for column in columns) for t, columns in labels.items()}
+
+
+def plot_timeline(path, timeline, class_names, title):
+    """Per track, each class's probability over time (window centres), one panel per track."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    track_ids = sorted(timeline)
+    fig, axes = plt.subplots(max(len(track_ids), 1), 1, figsize=(10, 2.6 * max(len(track_ids), 1) + 0.6),
+                             squeeze=False, sharex=True)
+    for ax, track_id in zip(axes[:, 0], track_ids):
+        times, probabilities = timeline[track_id]
+        for k, name in enumerate(class_names):
+            ax.plot(times, probabilities[:, k], marker="." if len(times) < 30 else None, label=name)
+        ax.set_ylim(0, 1)
+        ax.set_ylabel(f"track {track_id}\nprobability")
+        ax.grid(alpha=0.3)
+    if track_ids:
+        axes[0, 0].legend(loc="upper left", bbox_to_anchor=(1.01, 1), fontsize="small")
+    else:
+        axes[0, 0].text(0.5, 0.5, "no face found", ha="center", va="center", transform=axes[0, 0].transAxes)
+    axes[-1, 0].set_xlabel("time (s), window centre")
+    fig.suptitle(title, fontsize="medium")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100, format="png")
+    plt.close(fig)
+
+
+def read_box_records(path, chunk=4096):
+    """Iterate the records of a box file (frame index, track serial, box), in the order written."""
+    with open(path, "rb") as handle:
+        while block := np.fromfile(handle, dtype=BOX_RECORD, count=chunk).tolist():
+            yield from block
+
+
+def annotate_video(path, frames, box_records, serial_to_id, labels, class_names, fps, size, every):
+    """Encode `frames` (inference.decode.Frame, every frame) as an mp4 (mp4v) with each confirmed face's box,
+    track id and the label of the window whose centre is nearest. `box_records` come in frame order;
+    a box is drawn on the frames up to the next processed frame (`every`)."""
+    writer = cv2.VideoWriter(path, cv2.VideoWriter_fourcc(*"mp4v"), fps, size)
+    if not writer.isOpened():
+        raise OSError(f"OpenCV cannot write an mp4 video to {path}")
+    records, pending, current, shown_frame = iter(box_records), None, {}, -math.inf
+    try:
+        for frame in frames:
+            if pending is None:
+                pending = next(records, None)
+            while pending is not None and pending[0] < frame.index:  # a frame the second decoding lacks
+                pending = next(records, None)
+            if pending is not None and pending[0] == frame.index:
+                current, shown_frame = {}, frame.index
+                while pending is not None and pending[0] == frame.index:
+                    current[pending[1]] = pending[2]
+                    pending = next(records, None)
+            if frame.index - shown_frame >= every:
+                current = {}
+            for serial, box in current.items():
+                track_id = serial_to_id.get(serial)
+                if track_id is None or track_id not in labels:
+                    continue
+                centres, tops, confidences = labels[track_id]
+                nearest = int(np.argmin(np.abs(centres - frame.time)))
+                colour = BOX_COLOURS[(track_id - 1) % len(BOX_COLOURS)]
+                x, y, w, h = (int(round(v)) for v in box)
+                cv2.rectangle(frame.image, (x, y), (x + w, y + h), colour, 2)
+                text = f"#{track_id} {class_names[tops[nearest]]} {confidences[nearest]:.2f}"
+                cv2.putText(frame.image, text, (x, max(y - 6, 12)), cv2.FONT_HERSHEY_SIMPLEX, 0.5, colour, 1,
+                            cv2.LINE_AA)
+            writer.write(frame.image)
+    finally:
+        writer.release()

@@ -1,0 +1,340 @@
+"""The video pipeline: time-stamped frames -> faces -> tracks -> windows -> batched model -> outputs.
+
+    analyzer = Analyzer("checkpoint.pth", landmark_weights="ckpts/mobilefacenet_model_best.pth.tar")
+    result = analyzer.analyze("interview.mp4", "out/interview")
+
+Decoding, detection, tracking and cropping run in a worker thread that feeds windows to the model, so
+the two overlap. Everything streams: a window's pixels are freed once classified, rows are written as
+they come, and the annotated video is a second decoding pass, so memory does not grow with the video.
+The outputs are written in a staging folder beside `output_dir` and moved into it when complete; an
+error or an interrupt removes them (nothing half-written is left).
+"""
+import functools
+import os
+import queue
+import shutil
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import asdict, dataclass, replace
+
+import cv2
+import numpy as np
+import torch
+
+from engine.progress import ProgressLogger
+from .decode import VideoError, VideoReader, probe_video
+from .align import face_crop
+from .faces import DetectorError, HaarDetector, WholeFrame, YuNetDetector
+from .model import CheckpointError, VideoModel
+from .mtcnn import MTCNNDetector
+from .outputs import (BOX_RECORD, PredictionWriter, annotate_video, plot_timeline, read_box_records,
+                      timeline_and_labels, track_summaries, write_json)
+from .tracking import FaceTracker
+from .windows import Sample, TrackWindows, window_policy
+
+EXIT_BAD_ARGUMENT, EXIT_BAD_VIDEO, EXIT_BAD_CHECKPOINT, EXIT_BAD_DETECTOR, EXIT_PARTIAL = 2, 3, 4, 5, 6
+DETECTORS = ("mtcnn", "haar", "yunet", "none")
+DEFAULT_MARGIN = {"mtcnn": 0.0, "yunet": 0.0, "haar": 0.25, "none": 0.0}  # the crop around the detector's box
+
+
+class AnalysisError(Exception):
+    """A video, checkpoint or detector that cannot be used; `exit_code` is the documented one."""
+
+    def __init__(self, message, exit_code):
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+@dataclass
+class Options:
+    """Per-video settings (see predict.py --help for each)."""
+    every: int = 1
+    max_seconds: float | None = None
+    window_seconds: float | None = None
+    source_fps: float | None = None
+    stride_seconds: float | None = None
+    smooth: int = 1
+    margin: float | None = None  # default: DEFAULT_MARGIN of the detector
+    iou_threshold: float = 0.3
+    max_gap_seconds: float = 2.0
+    break_seconds: float = 0.5
+    min_track_frames: int = 3
+    batch_size: int = 8
+    write_video: bool = True
+    print_freq: int = 100
+
+    def check(self):
+        for name in ("every", "smooth", "batch_size", "print_freq", "min_track_frames"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be a positive integer, got {getattr(self, name)}")
+        for name in ("max_seconds", "window_seconds", "source_fps", "stride_seconds"):
+            if getattr(self, name) is not None and not getattr(self, name) > 0:
+                raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
+        if not 0 < self.iou_threshold <= 1 or self.max_gap_seconds < 0 or self.break_seconds < 0 or (
+                self.margin is not None and self.margin < 0):
+            raise ValueError("iou_threshold must be in (0, 1]; max_gap_seconds, break_seconds and margin >= 0")
+
+
+@dataclass
+class Result:
+    output_dir: str
+    summary: dict
+
+    @property
+    def predictions_csv(self):
+        return os.path.join(self.output_dir, "predictions.csv")
+
+
+def build_detector(name, model_path="", min_face=40, device="cpu"):
+    try:
+        if name == "none":
+            return WholeFrame()
+        if name == "haar":
+            return HaarDetector(min_face)
+        if name == "yunet":
+            return YuNetDetector(model_path, min_face)
+        if name == "mtcnn":
+            return MTCNNDetector(min_face, device=device)
+    except DetectorError as error:
+        raise AnalysisError(str(error), EXIT_BAD_DETECTOR) from error
+    raise AnalysisError(f"unknown detector {name!r}; choose from {DETECTORS}", EXIT_BAD_ARGUMENT)
+
+
+class Analyzer:
+    """A model and a face detector, loaded once, to analyse any number of videos."""
+
+    def __init__(self, checkpoint, landmark_weights="ckpts/mobilefacenet_model_best.pth.tar", device=None,
+                 cpu_int8=False, trust_checkpoint=False, detector="mtcnn", detector_model="", min_face=40,
+                 model=None, data_set=None, num_frames=None, input_size=None, short_side_size=None,
+                 options=None, stream=None):
+        device = device or ("cuda" if torch.cuda.is_available() and not cpu_int8 else "cpu")
+        if cpu_int8 and device != "cpu":
+            raise AnalysisError("cpu_int8 runs on the CPU only; use device cpu", EXIT_BAD_ARGUMENT)
+        if device.startswith("cuda") and not torch.cuda.is_available():
+            raise AnalysisError("device cuda was asked for but no CUDA device is available; use cpu",
+                                EXIT_BAD_ARGUMENT)
+        self.options = options or Options()
+        try:
+            self.options.check()
+        except ValueError as error:
+            raise AnalysisError(str(error), EXIT_BAD_ARGUMENT) from error
+        try:
+            self.model = VideoModel(checkpoint, landmark_weights, device, cpu_int8, trust_checkpoint, model=model,
+                                    data_set=data_set, num_frames=num_frames, input_size=input_size,
+                                    short_side_size=short_side_size)
+        except CheckpointError as error:
+            raise AnalysisError(str(error), EXIT_BAD_CHECKPOINT) from error
+        self.detector_name, self.landmark_weights, self.cpu_int8 = detector, landmark_weights, cpu_int8
+        self.detector = build_detector(detector, detector_model, min_face, device)
+        self._stream = stream  # progress and messages; None: sys.stderr at the time of writing
+
+    @property
+    def stream(self):
+        return self._stream or sys.stderr
+
+    def settings_record(self):
+        """What determines the results (not the device): recorded by corpus runs."""
+        return dict(checkpoint=os.path.abspath(self.model.path), landmark_weights=self.landmark_weights,
+                    cpu_int8=self.cpu_int8, model=vars(self.model.settings), detector=self.detector_name,
+                    options=asdict(self.options))
+
+    def analyze(self, video, output_dir, **overrides) -> Result:
+        """Analyse one video into `output_dir` (`overrides`: Options fields for this video only)."""
+        options = replace(self.options, **overrides)
+        try:
+            options.check()
+            policy = window_policy(self.model.settings.data_set, self.model.settings.num_frames,
+                                   options.window_seconds, options.source_fps, options.stride_seconds)
+        except ValueError as error:
+            raise AnalysisError(str(error), EXIT_BAD_ARGUMENT) from error
+        try:
+            info = probe_video(video)
+        except VideoError as error:
+            raise AnalysisError(str(error), EXIT_BAD_VIDEO) from error
+        output_dir = os.path.abspath(output_dir)
+        os.makedirs(os.path.dirname(output_dir), exist_ok=True)
+        staging = tempfile.mkdtemp(prefix=f".{os.path.basename(output_dir)}.partial-", dir=os.path.dirname(output_dir))
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(staging, 0o777 & ~umask)  # mkdtemp's folder is private; the outputs get the usual permissions
+        try:
+            summary = _Run(self, options, policy, info, staging).run()
+            _commit(staging, output_dir)
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
+        return Result(output_dir, summary)
+
+
+def analyze_video(video, checkpoint, output_dir, **settings) -> Result:
+    """One video: `settings` are Analyzer arguments and Options fields."""
+    fields = set(Options.__dataclass_fields__)
+    options = Options(**{k: v for k, v in settings.items() if k in fields})
+    analyzer = Analyzer(checkpoint, options=options, **{k: v for k, v in settings.items() if k not in fields})
+    return analyzer.analyze(video, output_dir)
+
+
+def _commit(staging, output_dir):
+    """Move the finished outputs into place: the whole folder at once when it is new, else file by file."""
+    try:
+        os.rename(staging, output_dir)
+    except OSError:
+        for name in os.listdir(staging):
+            os.replace(os.path.join(staging, name), os.path.join(output_dir, name))
+        os.rmdir(staging)
+
+
+_DONE = object()
+
+
+def _prefetch(iterable, depth, stop):
+    """Run `iterable` in a worker thread, `depth` items ahead; re-raise its exception here."""
+    items = queue.Queue(maxsize=depth)
+
+    def work():
+        try:
+            for item in iterable:
+                while not stop.is_set():
+                    try:
+                        items.put(item, timeout=0.1)
+                        break
+                    except queue.Full:
+                        pass
+                if stop.is_set():
+                    return
+            items.put(_DONE)
+        except BaseException as error:  # handed to the consumer
+            items.put(error)
+
+    worker = threading.Thread(target=work, daemon=True, name="decode-detect")
+    worker.start()
+    while (item := items.get()) is not _DONE:
+        if isinstance(item, BaseException):
+            raise item
+        yield item
+    worker.join()
+
+
+class _Run:
+    """One video's analysis (the state of the frame loop and of the outputs)."""
+
+    def __init__(self, analyzer, options, policy, info, staging):
+        self.analyzer, self.options, self.policy, self.info, self.staging = analyzer, options, policy, info, staging
+        self.settings, self.class_names = analyzer.model.settings, analyzer.model.class_names
+        self.margin = options.margin if options.margin is not None else DEFAULT_MARGIN[analyzer.detector_name]
+        self.tracker = FaceTracker(options.iou_threshold, options.max_gap_seconds, options.break_seconds,
+                                   1 if analyzer.detector_name == "none" else options.min_track_frames)
+        self.reader = VideoReader(info, options.every, options.max_seconds)
+        self.track_windows, self.spans, self.serial_to_id = {}, {}, {}
+
+    def run(self):
+        out, options, info = self.staging, self.options, self.info
+        stream = self.analyzer.stream
+        print(f"{info.path}: {info.width}x{info.height}, {info.fps:.3f} fps nominal, {info.frame_count or '?'} "
+              f"frames; {self.settings.model}, windows of {self.policy.num_frames} crops "
+              f"{self.policy.sample_step:.3f} s apart every {self.policy.stride:.2f} s ({self.policy.source}); "
+              f"classes {self.class_names}", file=stream)
+        writer = PredictionWriter(os.path.join(out, "predictions.csv"), self.class_names, options.smooth)
+        stop = threading.Event()
+        start = time.time()
+        try:
+            with open(os.path.join(out, "boxes.bin"), "wb") as boxes:
+                for batch in _prefetch(self._window_batches(boxes), 2, stop):
+                    for window, p in zip(batch, self.analyzer.model.classify([w.crops for w in batch])):
+                        writer.add(window, p)
+        finally:
+            stop.set()
+            writer.close()
+        elapsed = time.time() - start
+        reader = self.reader
+        duration = reader.last_time or 0.0
+        summary = dict(
+            video=info.path,
+            container=dict(fps=info.fps, frame_count=info.frame_count, width=info.width, height=info.height,
+                           rotation=info.rotation, codec=info.codec),
+            frames_decoded=reader.frames_decoded, duration_s=round(duration, 4),
+            complete=not reader.ended_early, repaired_timestamps=reader.repaired_timestamps,
+            seconds=round(elapsed, 3), video_frames_per_second=round(reader.frames_decoded / max(elapsed, 1e-9), 3),
+            windows=writer.rows, tracks=track_summaries(writer, {i: self.spans[s] for s, i in self.serial_to_id.items()}, self.class_names),
+            dropped_short_tracks=self.tracker.num_dropped, class_names=self.class_names,
+            model=dict(checkpoint=self.analyzer.model.path, **vars(self.settings)),
+            window_policy=dict(asdict(self.policy), span_seconds=self.policy.span),
+            detector=self.analyzer.detector_name, margin=self.margin, options=asdict(options))
+        if reader.ended_early:
+            summary["warning"] = (f"the video stopped decoding at {duration:.2f} s (frame {reader.frames_decoded} of "
+                                  f"{info.frame_count} announced): truncated or damaged; results cover the "
+                                  "part before")
+        elif not self.serial_to_id:
+            summary["warning"] = f"no face found in {info.path}"
+        if "warning" in summary:
+            print(f"warning: {summary['warning']}", file=stream)
+        write_json(os.path.join(out, "summary.json"), summary)
+        timeline, labels = timeline_and_labels(os.path.join(out, "predictions.csv"), self.class_names, duration)
+        plot_timeline(os.path.join(out, "timeline.png"), timeline, self.class_names,
+                      f"{os.path.basename(info.path)} ({self.settings.model})")
+        if options.write_video:
+            self._annotated_video(labels)
+        os.remove(os.path.join(out, "boxes.bin"))
+        print(f"{len(self.serial_to_id)} track(s), {writer.rows} windows; {reader.frames_decoded} frames in "
+              f"{elapsed:.1f} s ({summary['video_frames_per_second']:.1f} frames/s)", file=stream)
+        return summary
+
+    def _window_batches(self, boxes):
+        """Decode, detect, track and cut windows; yield lists of `batch_size` confirmed windows."""
+        options, queue_ = self.options, []
+        progress = ProgressLogger("Frames:", options.print_freq, unit="frames", stream=self.analyzer.stream)
+        total = -(-self.info.frame_count // options.every) if self.info.frame_count else 0
+        for frame in progress.log_every(self.reader, total):
+            faces = self.analyzer.detector(frame.image)
+            observations, ended = self.tracker.update(frame.time, faces.boxes, faces.landmarks)
+            if observations:
+                records = np.zeros(len(observations), BOX_RECORD)
+                records["frame"], records["serial"] = frame.index, [o.track.serial for o in observations]
+                records["box"] = [o.box for o in observations]
+                records.tofile(boxes)
+            for observation in observations:
+                queue_ += self._observe(frame, observation)
+            for track in ended:
+                queue_ += self._end(track)
+            while len(queue_) >= options.batch_size:
+                yield queue_[:options.batch_size]
+                del queue_[:options.batch_size]
+        for track in self.tracker.finish():
+            queue_ += self._end(track)
+        for first in range(0, len(queue_), options.batch_size):
+            yield queue_[first:first + options.batch_size]
+
+    def _observe(self, frame, observation):
+        track = observation.track
+        windows = self.track_windows.setdefault(track.serial, TrackWindows(self.policy))
+        cut = windows.close(track.track_id) if observation.resumed else []
+        size = self.settings.short_side_size
+
+        @functools.cache
+        def sample():
+            crop = face_crop(frame.image, observation.box, observation.landmarks, size, self.margin)[0]
+            return Sample(frame.time, frame.index, observation.box, cv2.cvtColor(crop, cv2.COLOR_BGR2RGB))
+
+        windows.offer(frame.time, sample)
+        span = self.spans.setdefault(track.serial, dict(first_time=frame.time, first_frame=frame.index, detections=0))
+        span.update(last_time=frame.time, last_frame=frame.index, detections=span["detections"] + 1)
+        if track.track_id is not None:
+            self.serial_to_id[track.serial] = track.track_id
+            cut += windows.ready(track.track_id)
+        return cut
+
+    def _end(self, track):
+        return self.track_windows.pop(track.serial).close(track.track_id)
+
+    def _annotated_video(self, labels):
+        info = self.info
+        fps = info.fps or (self.reader.frames_decoded / max(self.reader.last_time or 1.0, 1e-6))
+        frames = VideoReader(info, 1, self.options.max_seconds)
+        progress = ProgressLogger("Annotated video:", self.options.print_freq * self.options.every, unit="frames",
+                                  stream=self.analyzer.stream)
+        annotate_video(os.path.join(self.staging, "annotated.mp4"),
+                       progress.log_every(frames, self.reader.frames_decoded),
+                       read_box_records(os.path.join(self.staging, "boxes.bin")), self.serial_to_id, labels,
+                       self.class_names, fps, (info.width, info.height), self.options.every)
