@@ -32,7 +32,8 @@ def test_profile_attributes_the_whole_step_to_module_groups(tmp_path):
         assert groups[profile_s2d.OTHER] < 0.2 * total  # the backward pass is attributed to its modules too
     assert train["groups"][profile_s2d.OPTIMIZER]["cpu_ms"] > 0 == inference["groups"][profile_s2d.OPTIMIZER].get(
         "cpu_ms", 0)
-    assert train["groups"][profile_s2d.TMA]["cpu_ms"] > 1.5 * inference["groups"][profile_s2d.TMA]["cpu_ms"]
+    backward = [[op["name"] for op in r["top_cpu_ops"] if "backward" in op["name"].lower()] for r in (inference, train)]
+    assert backward[0] == [] and backward[1]  # the training step's own backward operators are profiled
     assert train["top_cpu_ops"] and train["top_cpu_ops"][0]["ms"] >= train["top_cpu_ops"][-1]["ms"]
     table = profile_s2d.table(train, cuda=False)
     assert len(table) == 3 + len(profile_s2d.GROUPS) + 1
