@@ -58,13 +58,19 @@ def demo_analyses(demo_dir, workdir, **limits):
 
 def test_handler_returns_the_tracks_table_video_and_downloads(demo_dir, tmp_path):
     analyses, label = demo_analyses(demo_dir, tmp_path)
-    calls, request = [], contextvars.ContextVar("request")
+    request = contextvars.ContextVar("request")
     request.set("this request")  # gr.Progress finds its request in context variables
 
-    def progress(value, **kwargs):
-        calls.append((value, request.get(None)))
+    calls = []
 
-    status, timeline, table, video, downloads = analyses.analyze(str(demo_dir / app.SAMPLE_VIDEO), label, progress)
+    class Progress:
+        def __bool__(self):  # as gr.Progress, whose len() counts the iterables it tracks
+            return False
+
+        def __call__(self, value, **kwargs):
+            calls.append((value, request.get(None)))
+
+    status, timeline, table, video, downloads = analyses.analyze(str(demo_dir / app.SAMPLE_VIDEO), label, Progress())
     assert "synthetic.mp4**: 1 face track(s)" in status and "s2d_tiny_patch8_64 (DFEW classes)" in status
     assert [Path(p).name for p in downloads] == ["predictions.csv", "summary.json"]
     with open(downloads[0], newline="") as handle:
@@ -84,7 +90,7 @@ def test_handler_returns_the_tracks_table_video_and_downloads(demo_dir, tmp_path
         assert sum(1 for _ in container.decode(stream)) == NUM_FRAMES
     values = [value for value, _ in calls]
     assert values[0] == 0.0 and values[-1] == 0.95  # loading the model ... encoding the video
-    assert (NUM_FRAMES, NUM_FRAMES) in values  # frames done, of all, as the pipeline went
+    assert values.count((NUM_FRAMES, NUM_FRAMES)) == 2  # frames done, of all: analysis, then annotated video
     assert {context for _, context in calls} == {"this request"}  # also from the pipeline's worker thread
     assert Path(video).is_relative_to(tmp_path)
 

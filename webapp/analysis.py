@@ -14,6 +14,7 @@ from inference.pipeline import EXIT_BAD_VIDEO
 from .browser_video import to_h264
 
 PROGRESS_EVERY = 25  # frames between the pipeline's progress lines (the page's progress bar follows them)
+PHASES = {"Frames": "analysing the video", "Annotated video": "drawing the annotated video"}
 DEMO_WINDOWS = dict(window_seconds=2.0, stride_seconds=0.5)  # scripts/demo.sh's predict.py settings
 NOTHING = (None, None, None, None)  # timeline, table, video, downloads: cleared
 
@@ -48,9 +49,14 @@ def find_models(checkpoint, demo_checkpoint, ckpts_dir):
     return models
 
 
+def _no_progress(*args, **kwargs):
+    """The progress callback of an analysis outside the page: shows nothing."""
+
+
 class _FrameProgress:
-    """A text stream for the pipeline's messages: echoed to stderr, its 'Frames: [done/total]' lines also
-    reported to `progress` (a gr.Progress, or any callable taking the same arguments)."""
+    """A text stream for the pipeline's messages: echoed to stderr, its progress lines ('Frames: [done/total]',
+    then 'Annotated video: ...') also reported to `progress` (a gr.Progress, or any callable taking its
+    arguments)."""
 
     def __init__(self):
         self.progress, self.context = None, None
@@ -62,9 +68,9 @@ class _FrameProgress:
 
     def write(self, text):
         sys.stderr.write(text)
-        if self.progress and (match := re.match(r"Frames: \[(\d+)/(\d+|\?)\]", text)):
-            total = int(match[2]) if match[2] != "?" else None
-            self.context.copy().run(self.progress, (int(match[1]), total), desc="analysing the video", unit="frames")
+        if self.progress is not None and (match := re.match(r"(Frames|Annotated video): \[(\d+)/(\d+|\?)\]", text)):
+            total = int(match[3]) if match[3] != "?" else None
+            self.context.copy().run(self.progress, (int(match[2]), total), desc=PHASES[match[1]], unit="frames")
         return len(text)
 
     def flush(self):
@@ -99,13 +105,12 @@ class VideoAnalyses:
                                                         **settings)
         return self.analyzers[model.checkpoint]
 
-    def analyze(self, video, label, progress=None):
+    def analyze(self, video, label, progress=_no_progress):
         """(status markdown, timeline.png, table, H.264 video, [predictions.csv, summary.json]) of `video`
         with the model labelled `label`; on bad input, the message and no outputs."""
         if not video:
             return ("Upload a video first.", *NOTHING)
         name = os.path.basename(video)
-        progress = progress or (lambda *args, **kwargs: None)
         self.stream.report_to(progress)
         try:
             overrides = self._length_limit(video)

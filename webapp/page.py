@@ -40,5 +40,6 @@ def build_page(analyses, default_label, sample_video, sample_hint):
             annotated = gr.Video(label="annotated video", interactive=False, height=360, elem_id="annotated")
             downloads = gr.File(label="predictions.csv and summary.json", file_count="multiple",
                                 interactive=False, elem_id="downloads")
-        run.click(analyze, [video, model], [status, timeline, table, annotated, downloads], concurrency_limit=1)
+        run.click(analyze, [video, model], [status, timeline, table, annotated, downloads], concurrency_limit=1,
+                  show_progress_on=timeline)
     return page.queue(default_concurrency_limit=1)
