@@ -99,8 +99,8 @@ def test_handler_messages_for_bad_input(demo_dir, tmp_path, not_a_video):
     analyses, label = demo_analyses(demo_dir, tmp_path, max_video_seconds=5)
     assert analyses.analyze(None, label) == ("Upload a video first.", None, None, None, None)
     status, *outputs = analyses.analyze(str(not_a_video), label)
-    assert status == ("**Cannot analyse notes.mp4:** notes.mp4: cannot be opened as a video (not a video file, "
-                      "an unknown format, no video stream, or a damaged container)")
+    assert status == ("**Cannot analyse notes.mp4:** cannot be opened as a video (not a video file, an unknown "
+                      "format, no video stream, or a damaged container)")
     assert outputs == [None] * 4
     status, *outputs = analyses.analyze(str(demo_dir / app.SAMPLE_VIDEO), label)
     assert status == ("**Cannot analyse synthetic.mp4:** the video lasts 6 s; this page analyses videos of at "
@@ -207,7 +207,10 @@ def test_page_in_chromium(served_app, demo_dir, not_a_video):
         page.locator("#video input[type=file]").set_input_files(not_a_video)
         expect(page.locator("#video td[aria-label='notes.mp4']")).to_have_count(1)
         page.click("#analyse")
-        expect(page.locator("#status")).to_contain_text("Cannot analyse notes.mp4: notes.mp4: cannot be opened "
-                                                        "as a video")
+        expect(page.locator("#status")).to_contain_text("Cannot analyse notes.mp4: cannot be opened as a video")
         expect(page.locator("#timeline img")).to_have_count(0)
+
+        page.locator("#video button[aria-label='Clear']").click()
+        page.get_by_role("button", name="Use the sample video").click()
+        expect(page.locator("#video td[aria-label='synthetic.mp4']")).to_have_count(1)
         browser.close()

@@ -119,7 +119,8 @@ class VideoAnalyses:
             output_dir = os.path.join(tempfile.mkdtemp(dir=self.workdir), "outputs")
             result = analyzer.analyze(video, output_dir, **overrides)
         except AnalysisError as error:
-            return (f"**Cannot analyse {name}:** {str(error).replace(video, name)}", *NOTHING)
+            message = str(error).replace(f"{video}: ", "").replace(video, name)  # the upload's name, not its path
+            return (f"**Cannot analyse {name}:** {message}", *NOTHING)
         progress(0.95, desc="encoding the video for the browser")
         playable = os.path.join(output_dir, "annotated_h264.mp4")
         to_h264(os.path.join(output_dir, "annotated.mp4"), playable)
