@@ -71,8 +71,13 @@ def main(argv=None):
 
     sample = SAMPLE_VIDEO if os.path.isfile(SAMPLE_VIDEO) else None
     page = build_page(analyses, models[0].label, sample, MAKE_SAMPLE)
-    page.launch(server_name=args.host, server_port=args.port, max_file_size=f"{args.max_upload_mb}mb",
-                allowed_paths=[os.path.abspath(sample)] if sample else None)
+    try:
+        page.launch(server_name=args.host, server_port=args.port, max_file_size=f"{args.max_upload_mb}mb",
+                    allowed_paths=[os.path.abspath(sample)] if sample else None)
+    except OSError:
+        print(f"error: cannot serve on {args.host}:{args.port} (the port is in use, or the address is not one of "
+              "this machine's): choose another --port or --host", file=sys.stderr)
+        return 2
     return 0
 
 
