@@ -42,10 +42,9 @@ def find_models(checkpoint, demo_checkpoint, ckpts_dir):
     paths += sorted(glob.glob(os.path.join(ckpts_dir, "**", "*.pth"), recursive=True))
     models, seen = [], set()
     for path in paths:
-        if os.path.realpath(path) not in seen:
-            seen.add(os.path.realpath(path))
-            demo = os.path.isfile(demo_checkpoint) and os.path.samefile(path, demo_checkpoint)
-            models.append(Model(os.path.relpath(path) if not os.path.isabs(path) else path, path, demo))
+        if (real := os.path.realpath(path)) not in seen:
+            seen.add(real)
+            models.append(Model(os.path.normpath(path), path, demo=real == os.path.realpath(demo_checkpoint)))
     return models
 
 
