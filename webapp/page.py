@@ -13,7 +13,7 @@ def build_page(analyses, default_label, sample_video, sample_hint):
     def analyze(video, label, progress=gr.Progress()):
         return analyses.analyze(video, label, progress)
 
-    with gr.Blocks(title="S2D video emotion timeline") as page:
+    with gr.Blocks(title="S2D video emotion timeline", fill_width=True) as page:
         gr.Markdown(INTRO)
         with gr.Row():
             with gr.Column():
