@@ -1,0 +1,85 @@
+"""A web page over the video pipeline (`inference`): upload a video, see each face's emotion timeline, the
+per-face summary and the annotated video, and download predictions.csv and summary.json.
+
+    python app.py                                  # the demo model: run `bash scripts/demo.sh` first
+    python app.py --checkpoint ckpts/<fine-tuned>.pth --landmark_weights ckpts/mobilefacenet_model_best.pth.tar
+
+Serves on http://127.0.0.1:7860 (this machine only; --host 0.0.0.0 to reach it from others). Each analysis
+writes into a temporary folder, removed when the app stops. See docs/APP.md.
+"""
+import argparse
+import atexit
+import os
+import shutil
+import signal
+import sys
+import tempfile
+
+from datasets.build import ALIASES, DATASETS
+from inference import AnalysisError
+from webapp.analysis import VideoAnalyses, find_models
+
+DEMO_CHECKPOINT = "output/demo/checkpoint.pth"
+SAMPLE_VIDEO = "output/demo/synthetic.mp4"
+MAKE_SAMPLE = ("No sample video: `bash scripts/demo.sh` makes it, or `python scripts/make_synthetic_video.py "
+               f"--out {SAMPLE_VIDEO} --size 64 --expressions happy,sad,angry,surprise,fear`.")
+
+
+def get_args_parser():
+    p = argparse.ArgumentParser(prog="app.py", description="S2D emotion timeline web page")
+    p.add_argument("--port", default=7860, type=int)
+    p.add_argument("--host", default="127.0.0.1", help="address to serve on (0.0.0.0: every network interface)")
+    p.add_argument("--checkpoint", default=None,
+                   help=f"fine-tuned checkpoint to run by default (default: the demo's, {DEMO_CHECKPOINT}); the "
+                        "page also offers the demo's and every *.pth under ckpts/")
+    p.add_argument("--landmark_weights", default="ckpts/mobilefacenet_model_best.pth.tar",
+                   help="MobileFaceNet weights for the fine-tuned checkpoints, or 'random' (the demo model "
+                        "always runs with the random network it was trained with)")
+    p.add_argument("--data_set", default=None, choices=sorted(DATASETS) + sorted(ALIASES),
+                   help="the class names for checkpoints that store none (the authors' files)")
+    p.add_argument("--device", default=None, help="cuda or cpu (default: cuda when available)")
+    p.add_argument("--max_upload_mb", default=200, type=int, help="largest upload, in megabytes")
+    p.add_argument("--max_video_seconds", default=600, type=float, help="longest video analysed")
+    return p
+
+
+def main(argv=None):
+    parser = get_args_parser()
+    args = parser.parse_args(argv)
+    if not 0 < args.port < 65536 or args.max_upload_mb <= 0 or args.max_video_seconds <= 0:
+        parser.error("--port must be in 1..65535, --max_upload_mb and --max_video_seconds positive")
+    if args.checkpoint and not os.path.isfile(args.checkpoint):
+        parser.error(f"--checkpoint {args.checkpoint}: no such file")
+    if not args.checkpoint and not os.path.isfile(DEMO_CHECKPOINT):
+        parser.error(f"no model to run: run `bash scripts/demo.sh` (it trains the demo model {DEMO_CHECKPOINT}) "
+                     "or pass --checkpoint")
+    models = find_models(args.checkpoint, DEMO_CHECKPOINT, "ckpts")
+    workdir = tempfile.mkdtemp(prefix="s2d-app-")
+    atexit.register(shutil.rmtree, workdir, ignore_errors=True)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # a stop by a service manager also removes workdir
+    analyses = VideoAnalyses(models, workdir, args.landmark_weights, args.device, args.data_set,
+                             args.max_video_seconds)
+    try:
+        analyses.analyzer(models[0].label)  # a checkpoint that cannot be loaded stops the app here
+    except AnalysisError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return error.exit_code
+    # read when gradio is imported: uploads go to the work folder, and nothing is reported to gradio's servers
+    os.environ["GRADIO_TEMP_DIR"] = os.path.join(workdir, "uploads")
+    os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+    from webapp.page import build_page
+
+    sample = SAMPLE_VIDEO if os.path.isfile(SAMPLE_VIDEO) else None
+    page = build_page(analyses, models[0].label, sample, MAKE_SAMPLE)
+    try:
+        page.launch(server_name=args.host, server_port=args.port, max_file_size=f"{args.max_upload_mb}mb",
+                    allowed_paths=[os.path.abspath(sample)] if sample else None)
+    except OSError:
+        print(f"error: cannot serve on {args.host}:{args.port} (the port is in use, or the address is not one of "
+              "this machine's): choose another --port or --host", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""The web page of app.py: a Gradio front over the `inference` video pipeline."""

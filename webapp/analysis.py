@@ -1,0 +1,166 @@
+"""What the page runs: the models it offers, one Analyzer per checkpoint, the upload limits, and an analysis
+turned into what the page shows (status, timeline, per-track table, browser-playable video, downloads)."""
+import contextvars
+import glob
+import os
+import re
+import sys
+import tempfile
+from dataclasses import dataclass
+
+from inference import AnalysisError, Analyzer, Options
+from inference.decode import VideoError, probe_video
+from inference.pipeline import EXIT_BAD_VIDEO
+from .browser_video import to_h264
+
+PROGRESS_EVERY = 25  # frames between the pipeline's progress lines (the page's progress bar follows them)
+PHASES = {"Frames": "analysing the video", "Annotated video": "drawing the annotated video"}
+DEMO_WINDOWS = dict(window_seconds=2.0, stride_seconds=0.5)  # scripts/demo.sh's predict.py settings
+NOTHING = (None, None, None, None)  # timeline, table, video, downloads: cleared
+
+
+@dataclass(frozen=True)
+class Model:
+    label: str
+    checkpoint: str
+    demo: bool  # trained by scripts/demo.sh on synthetic drawn faces
+
+    def description(self):
+        if self.demo:
+            return (f"**Model:** `{self.label}`, the **demo model**, trained by `scripts/demo.sh` on synthetic "
+                    "drawn faces: its predictions on real faces mean nothing. It runs with the demo's settings: "
+                    "the whole frame is the face, windows of 2 s every 0.5 s, random landmark network.")
+        return (f"**Model:** `{self.label}`. Faces are found by MTCNN; windows follow the policy of the "
+                "checkpoint's training data (see the README).")
+
+
+def find_models(checkpoint, demo_checkpoint, ckpts_dir):
+    """The models offered, the default first: `checkpoint` if given, else the demo's; then the demo's and
+    every *.pth under `ckpts_dir`."""
+    paths = [checkpoint] if checkpoint else []
+    paths += [demo_checkpoint] if os.path.isfile(demo_checkpoint) else []
+    paths += sorted(glob.glob(os.path.join(ckpts_dir, "**", "*.pth"), recursive=True))
+    models, seen = [], set()
+    for path in paths:
+        if (real := os.path.realpath(path)) not in seen:
+            seen.add(real)
+            models.append(Model(os.path.normpath(path), path, demo=real == os.path.realpath(demo_checkpoint)))
+    return models
+
+
+def _no_progress(*args, **kwargs):
+    """The progress callback of an analysis outside the page: shows nothing."""
+
+
+class _FrameProgress:
+    """A text stream for the pipeline's messages: echoed to stderr, its progress lines ('Frames: [done/total]',
+    then 'Annotated video: ...') also reported to `progress` (a gr.Progress, or any callable taking its
+    arguments)."""
+
+    def __init__(self):
+        self.progress, self.context = None, None
+
+    def report_to(self, progress):
+        """Report to `progress` from now on, in the calling thread's context: the pipeline writes its frame
+        lines from a worker thread, where gr.Progress would not find the request it belongs to."""
+        self.progress, self.context = progress, contextvars.copy_context()
+
+    def write(self, text):
+        sys.stderr.write(text)
+        if self.progress is not None and (match := re.match(r"(Frames|Annotated video): \[(\d+)/(\d+|\?)\]", text)):
+            total = int(match[3]) if match[3] != "?" else None
+            self.context.copy().run(self.progress, (int(match[2]), total), desc=PHASES[match[1]], unit="frames")
+        return len(text)
+
+    def flush(self):
+        sys.stderr.flush()
+
+
+class VideoAnalyses:
+    """Analyses uploaded videos into fresh folders under `workdir`. Not thread-safe: the page runs one
+    analysis at a time (the analysis event's concurrency limit is 1)."""
+
+    def __init__(self, models, workdir, landmark_weights, device=None, data_set=None, max_video_seconds=600.0):
+        self.models = {m.label: m for m in models}
+        self.workdir, self.landmark_weights, self.device, self.data_set = workdir, landmark_weights, device, data_set
+        self.max_video_seconds = max_video_seconds
+        self.analyzers = {}  # checkpoint -> Analyzer
+        self.stream = _FrameProgress()
+
+    def describe(self, label):
+        return self.models[label].description()
+
+    def analyzer(self, label):
+        """The model's Analyzer, built on first use (raises AnalysisError)."""
+        model = self.models[label]
+        if model.checkpoint not in self.analyzers:
+            if model.demo:
+                settings = dict(landmark_weights="random", detector="none",
+                                options=Options(print_freq=PROGRESS_EVERY, **DEMO_WINDOWS))
+            else:
+                settings = dict(landmark_weights=self.landmark_weights, detector="mtcnn", data_set=self.data_set,
+                                options=Options(print_freq=PROGRESS_EVERY))
+            self.analyzers[model.checkpoint] = Analyzer(model.checkpoint, device=self.device, stream=self.stream,
+                                                        **settings)
+        return self.analyzers[model.checkpoint]
+
+    def analyze(self, video, label, progress=_no_progress):
+        """(status markdown, timeline.png, table, H.264 video, [predictions.csv, summary.json]) of `video`
+        with the model labelled `label`; on bad input, the message and no outputs."""
+        if not video:
+            return ("Upload a video first.", *NOTHING)
+        name = os.path.basename(video)
+        self.stream.report_to(progress)
+        try:
+            overrides = self._length_limit(video)
+            progress(0.0, desc="loading the model")
+            analyzer = self.analyzer(label)
+            output_dir = os.path.join(tempfile.mkdtemp(dir=self.workdir), "outputs")
+            result = analyzer.analyze(video, output_dir, **overrides)
+        except AnalysisError as error:
+            message = str(error).replace(f"{video}: ", "").replace(video, name)  # the upload's name, not its path
+            return (f"**Cannot analyse {name}:** {message}", *NOTHING)
+        progress(0.95, desc="encoding the video for the browser")
+        playable = os.path.join(output_dir, "annotated_h264.mp4")
+        to_h264(os.path.join(output_dir, "annotated.mp4"), playable)
+        summary = result.summary
+        return (self._status(name, summary, overrides), os.path.join(output_dir, "timeline.png"), track_table(summary),
+                playable, [result.predictions_csv, os.path.join(output_dir, "summary.json")])
+
+    def _length_limit(self, video):
+        """Refuse a video longer than max_video_seconds; one whose header gives no length is cut there."""
+        try:
+            info = probe_video(video)
+        except VideoError as error:
+            raise AnalysisError(str(error), EXIT_BAD_VIDEO) from error
+        if not (info.frame_count and info.fps):
+            return dict(max_seconds=self.max_video_seconds)
+        seconds = info.frame_count / info.fps
+        if seconds > self.max_video_seconds:
+            raise AnalysisError(f"the video lasts {seconds:.0f} s; this page analyses videos of at most "
+                                f"{self.max_video_seconds:g} s (app.py --max_video_seconds)", EXIT_BAD_VIDEO)
+        return {}
+
+    @staticmethod
+    def _status(name, summary, overrides):
+        policy, model = summary["window_policy"], summary["model"]
+        lines = [f"**{name}**: {len(summary['tracks'])} face track(s), {summary['windows']} windows over "
+                 f"{summary['duration_s']:.1f} s of video, analysed in {summary['seconds']:.1f} s.",
+                 f"Model {model['model']} ({model['data_set']} classes); windows of {policy['num_frames']} crops "
+                 f"{policy['sample_step']:.3f} s apart every {policy['stride']:.2f} s."]
+        if "warning" in summary:
+            lines.insert(0, f"**Warning:** {summary['warning'].replace(summary['video'], name)}.")
+        if "max_seconds" in overrides:
+            lines.append(f"The file does not say how long it is: only its first {overrides['max_seconds']:g} s "
+                         "were analysed.")
+        return "\n\n".join(lines)
+
+
+def track_table(summary):
+    """The per-track rows the page shows: times, windows, dominant emotion, share of windows per class in %."""
+    names = summary["class_names"]
+    rows = [[t["track"], t["start_s"], t["end_s"], t["windows"], t.get("dominant_emotion", ""),
+             *(round(100 * float(t["class_shares"][n]), 1) if "class_shares" in t else "" for n in names)]
+            for t in summary["tracks"]]
+    return dict(headers=["track", "start (s)", "end (s)", "windows", "dominant emotion", *(f"{n} %" for n in names)],
+                data=rows)
