@@ -25,7 +25,7 @@ EXIT_CORPUS_FAILURES, EXIT_INTERRUPTED = 1, 130
 
 
 def get_args_parser():
-    p = argparse.ArgumentParser("S2D emotion timeline of a video or a corpus", add_help=True)
+    p = argparse.ArgumentParser(description="S2D emotion timeline of a video or a corpus")
     inputs = p.add_mutually_exclusive_group(required=True)
     inputs.add_argument("--video", help="one video file (any format OpenCV's FFmpeg reads)")
     inputs.add_argument("--videos", nargs="+", metavar="PATH",

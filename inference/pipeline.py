@@ -140,8 +140,10 @@ class Analyzer:
                     cpu_int8=self.cpu_int8, model=vars(self.model.settings), detector=self.detector_name,
                     options=asdict(self.options))
 
-    def analyze(self, video, output_dir, **overrides) -> Result:
-        """Analyse one video into `output_dir` (`overrides`: Options fields for this video only)."""
+    def analyze(self, video, output_dir, progress=None, **overrides) -> Result:
+        """Analyse one video into `output_dir` (`overrides`: Options fields for this video only). `progress`, if
+        given, is called as progress(phase, done, total) after every processed frame of each phase ("frames",
+        then "annotated video"; total 0 when the container does not say), from the decoding worker thread."""
         options = replace(self.options, **overrides)
         try:
             options.check()
@@ -160,7 +162,7 @@ class Analyzer:
         os.umask(umask)
         os.chmod(staging, 0o777 & ~umask)  # mkdtemp's folder is private; the outputs get the usual permissions
         try:
-            summary = _Run(self, options, policy, info, staging).run()
+            summary = _Run(self, options, policy, info, staging, progress).run()
             _commit(staging, output_dir)
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)
@@ -220,8 +222,9 @@ def _prefetch(iterable, depth, stop):
 class _Run:
     """One video's analysis (the state of the frame loop and of the outputs)."""
 
-    def __init__(self, analyzer, options, policy, info, staging):
+    def __init__(self, analyzer, options, policy, info, staging, progress):
         self.analyzer, self.options, self.policy, self.info, self.staging = analyzer, options, policy, info, staging
+        self.progress = progress
         self.settings, self.class_names = analyzer.model.settings, analyzer.model.class_names
         self.margin = options.margin if options.margin is not None else DEFAULT_MARGIN[analyzer.detector_name]
         self.tracker = FaceTracker(options.iou_threshold, options.max_gap_seconds, options.break_seconds,
@@ -286,7 +289,7 @@ class _Run:
         options, queue_ = self.options, []
         progress = ProgressLogger("Frames:", options.print_freq, unit="frames", stream=self.analyzer.stream)
         total = -(-self.info.frame_count // options.every) if self.info.frame_count else 0
-        for frame in progress.log_every(self.reader, total):
+        for frame in progress.log_every(self._reported(self.reader, "frames", total), total):
             faces = self.analyzer.detector(frame.image)
             observations, ended = self.tracker.update(frame.time, faces.boxes, faces.landmarks)
             if observations:
@@ -305,6 +308,13 @@ class _Run:
             queue_ += self._end(track)
         for first in range(0, len(queue_), options.batch_size):
             yield queue_[first:first + options.batch_size]
+
+    def _reported(self, frames, phase, total):
+        """`frames`, calling the progress callback after each."""
+        for done, frame in enumerate(frames, start=1):
+            yield frame
+            if self.progress is not None:
+                self.progress(phase, done, total)
 
     def _observe(self, frame, observation):
         track = observation.track
@@ -334,7 +344,8 @@ class _Run:
         frames = VideoReader(info, 1, self.options.max_seconds)
         progress = ProgressLogger("Annotated video:", self.options.print_freq * self.options.every, unit="frames",
                                   stream=self.analyzer.stream)
+        total = self.reader.frames_decoded
         annotate_video(os.path.join(self.staging, "annotated.mp4"),
-                       progress.log_every(frames, self.reader.frames_decoded),
+                       progress.log_every(self._reported(frames, "annotated video", total), total),
                        read_box_records(os.path.join(self.staging, "boxes.bin")), self.serial_to_id, labels,
                        self.class_names, fps, (info.width, info.height), self.options.every)

@@ -3,8 +3,6 @@ turned into what the page shows (status, timeline, per-track table, browser-play
 import contextvars
 import glob
 import os
-import re
-import sys
 import tempfile
 from dataclasses import dataclass
 
@@ -13,8 +11,8 @@ from inference.decode import VideoError, probe_video
 from inference.pipeline import EXIT_BAD_VIDEO
 from .browser_video import to_h264
 
-PROGRESS_EVERY = 25  # frames between the pipeline's progress lines (the page's progress bar follows them)
-PHASES = {"Frames": "analysing the video", "Annotated video": "drawing the annotated video"}
+PROGRESS_EVERY = 25  # frames between updates of the page's progress bar
+PHASES = {"frames": "analysing the video", "annotated video": "drawing the annotated video"}
 DEMO_WINDOWS = dict(window_seconds=2.0, stride_seconds=0.5)  # scripts/demo.sh's predict.py settings
 NOTHING = (None, None, None, None)  # timeline, table, video, downloads: cleared
 
@@ -52,28 +50,17 @@ def _no_progress(*args, **kwargs):
     """The progress callback of an analysis outside the page: shows nothing."""
 
 
-class _FrameProgress:
-    """A text stream for the pipeline's messages: echoed to stderr, its progress lines ('Frames: [done/total]',
-    then 'Annotated video: ...') also reported to `progress` (a gr.Progress, or any callable taking its
-    arguments)."""
+class _PageProgress:
+    """The pipeline's progress callback, reported to the page's gr.Progress of the current request: the pipeline
+    calls it from its worker thread, where gr.Progress would not find the request it belongs to, so each call
+    runs in the context of the thread that started the analysis."""
 
-    def __init__(self):
-        self.progress, self.context = None, None
-
-    def report_to(self, progress):
-        """Report to `progress` from now on, in the calling thread's context: the pipeline writes its frame
-        lines from a worker thread, where gr.Progress would not find the request it belongs to."""
+    def __init__(self, progress):
         self.progress, self.context = progress, contextvars.copy_context()
 
-    def write(self, text):
-        sys.stderr.write(text)
-        if self.progress is not None and (match := re.match(r"(Frames|Annotated video): \[(\d+)/(\d+|\?)\]", text)):
-            total = int(match[3]) if match[3] != "?" else None
-            self.context.copy().run(self.progress, (int(match[2]), total), desc=PHASES[match[1]], unit="frames")
-        return len(text)
-
-    def flush(self):
-        sys.stderr.flush()
+    def __call__(self, phase, done, total):
+        if done % PROGRESS_EVERY == 0 or done == total:
+            self.context.copy().run(self.progress, (done, total or None), desc=PHASES[phase], unit="frames")
 
 
 class VideoAnalyses:
@@ -85,7 +72,6 @@ class VideoAnalyses:
         self.workdir, self.landmark_weights, self.device, self.data_set = workdir, landmark_weights, device, data_set
         self.max_video_seconds = max_video_seconds
         self.analyzers = {}  # checkpoint -> Analyzer
-        self.stream = _FrameProgress()
 
     def describe(self, label):
         return self.models[label].description()
@@ -95,13 +81,10 @@ class VideoAnalyses:
         model = self.models[label]
         if model.checkpoint not in self.analyzers:
             if model.demo:
-                settings = dict(landmark_weights="random", detector="none",
-                                options=Options(print_freq=PROGRESS_EVERY, **DEMO_WINDOWS))
+                settings = dict(landmark_weights="random", detector="none", options=Options(**DEMO_WINDOWS))
             else:
-                settings = dict(landmark_weights=self.landmark_weights, detector="mtcnn", data_set=self.data_set,
-                                options=Options(print_freq=PROGRESS_EVERY))
-            self.analyzers[model.checkpoint] = Analyzer(model.checkpoint, device=self.device, stream=self.stream,
-                                                        **settings)
+                settings = dict(landmark_weights=self.landmark_weights, detector="mtcnn", data_set=self.data_set)
+            self.analyzers[model.checkpoint] = Analyzer(model.checkpoint, device=self.device, **settings)
         return self.analyzers[model.checkpoint]
 
     def analyze(self, video, label, progress=_no_progress):
@@ -110,13 +93,12 @@ class VideoAnalyses:
         if not video:
             return ("Upload a video first.", *NOTHING)
         name = os.path.basename(video)
-        self.stream.report_to(progress)
         try:
             overrides = self._length_limit(video)
             progress(0.0, desc="loading the model")
             analyzer = self.analyzer(label)
             output_dir = os.path.join(tempfile.mkdtemp(dir=self.workdir), "outputs")
-            result = analyzer.analyze(video, output_dir, **overrides)
+            result = analyzer.analyze(video, output_dir, progress=_PageProgress(progress), **overrides)
         except AnalysisError as error:
             message = str(error).replace(f"{video}: ", "").replace(video, name)  # the upload's name, not its path
             return (f"**Cannot analyse {name}:** {message}", *NOTHING)
