@@ -1,8 +1,8 @@
 """Windows of a face track as the checkpoint's training data presented clips: `num_frames` face crops
 spaced `sample_step` seconds apart, a new window every `stride` seconds.
 
-- DFEW's frames are 16 frames spread uniformly over a whole clip: a window of `num_frames` samples
-  over `window_seconds` (sample_step = window_seconds / num_frames).
+- DFEW's frames are 16 frames spread uniformly over a whole clip, its first frame to its last: a window of
+  `num_frames` samples from its start to `window_seconds` later (sample_step = window_seconds / (num_frames - 1)).
 - FERV39K's and MAFW's frames are consecutive frames at the source video's rate, and the test protocol
   takes `num_frames` consecutive ones: sample_step = 1 / source_fps.
 A video of any frame rate is resampled to that grid: each sample is the crop whose time is nearest.
@@ -30,7 +30,8 @@ class WindowPolicy:
 
     @property
     def span(self) -> float:
-        return self.num_frames * self.sample_step
+        """Seconds from a window's first sample to its last."""
+        return (self.num_frames - 1) * self.sample_step
 
 
 def window_policy(data_set: str | None, num_frames: int, window_seconds: float | None = None,
@@ -39,7 +40,7 @@ def window_policy(data_set: str | None, num_frames: int, window_seconds: float |
 
     `window_seconds` asks for uniform sampling over that span, `source_fps` for consecutive frames at
     that rate; without either, DFEW checkpoints get uniform sampling over DFEW_WINDOW_SECONDS and
-    the others consecutive frames at SOURCE_FPS. The stride defaults to half a window.
+    the others consecutive frames at SOURCE_FPS. The stride defaults to half a window's samples.
     """
     if window_seconds is not None and source_fps is not None:
         raise ValueError("give either window_seconds (uniform sampling) or source_fps (consecutive frames)")
@@ -51,10 +52,10 @@ def window_policy(data_set: str | None, num_frames: int, window_seconds: float |
             source_fps, source = SOURCE_FPS, f"{name}: consecutive frames at the source rate"
     else:
         source = "command line"
-    step = window_seconds / num_frames if window_seconds is not None else 1 / source_fps
+    step = window_seconds / max(num_frames - 1, 1) if window_seconds is not None else 1 / source_fps
     if step <= 0:
         raise ValueError(f"window_seconds and source_fps must be positive (sample step {step} s)")
-    stride = stride_seconds if stride_seconds is not None else num_frames * step / 2
+    stride = stride_seconds if stride_seconds is not None else max(num_frames // 2, 1) * step
     if stride <= 0:
         raise ValueError(f"stride_seconds must be positive, got {stride}")
     return WindowPolicy(num_frames, step, stride, source)

@@ -72,9 +72,10 @@ def test_short_stretch_is_padded_and_closing_splits_windows():
 
 def test_window_policies():
     dfew = window_policy("DFEW", 16)
-    assert (dfew.sample_step, dfew.stride, dfew.span) == (pytest.approx(3 / 16), pytest.approx(1.5), pytest.approx(3))
+    # 16 samples from the first frame of a 3 s clip to its last, a new window every 8 samples
+    assert (dfew.sample_step, dfew.stride, dfew.span) == (pytest.approx(3 / 15), pytest.approx(1.6), pytest.approx(3))
     mafw = window_policy("MAFW", 16)
-    assert mafw.sample_step == pytest.approx(1 / 25) and mafw.stride == pytest.approx(16 / 25 / 2)
+    assert mafw.sample_step == pytest.approx(1 / 25) and mafw.stride == pytest.approx(8 / 25)
     custom = window_policy("FERV39k", 8, source_fps=10, stride_seconds=0.1)
     assert (custom.sample_step, custom.stride_samples, custom.source) == (pytest.approx(0.1), 1, "command line")
     with pytest.raises(ValueError, match="either window_seconds"):

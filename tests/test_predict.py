@@ -81,7 +81,7 @@ def probabilities_of(rows, names=DFEW_CLASSES):
 def default_run(face_video, checkpoint, tmp_path_factory):
     """MTCNN, eye-level crops, windows of 4 samples 0.2 s apart (--window_seconds 0.8) every 0.4 s."""
     output_dir = tmp_path_factory.mktemp("out") / "face"
-    code, summary = run_predict(face_video, checkpoint, output_dir, "--window_seconds", "0.8")
+    code, summary = run_predict(face_video, checkpoint, output_dir, "--window_seconds", "0.6")
     assert code == 0
     return output_dir, summary
 
@@ -170,7 +170,7 @@ def test_variable_frame_rate_times_come_from_the_container(checkpoint, tmp_path)
     frames = [face_frame(160, 120, [(20, 5, 0.2)] if t >= 2 else []) for t in times]
     video = tmp_path / "vfr.mp4"
     write_timed_video(video, frames, times)
-    code, summary = run_predict(video, checkpoint, tmp_path / "out", "--window_seconds", "0.8", "--no_video",
+    code, summary = run_predict(video, checkpoint, tmp_path / "out", "--window_seconds", "0.6", "--no_video",
                                 "--detector", "haar", "--min_face", "20")
     assert code == 0
     (track,) = summary["tracks"]
@@ -189,7 +189,7 @@ def test_rotated_phone_video_is_analysed_and_annotated_upright(checkpoint, tmp_p
     write_cv2_video(video, [cv2.rotate(f, cv2.ROTATE_90_COUNTERCLOCKWISE) for f in upright], 10)
     assert len(HaarDetector(20)(cv2.rotate(upright[0], cv2.ROTATE_90_COUNTERCLOCKWISE)).boxes) == 0
     set_rotation(video, 90)
-    code, summary = run_predict(video, checkpoint, tmp_path / "out", "--window_seconds", "0.8")
+    code, summary = run_predict(video, checkpoint, tmp_path / "out", "--window_seconds", "0.6")
     assert code == 0 and summary["container"]["rotation"] == 90
     assert (summary["container"]["width"], summary["container"]["height"]) == (120, 160)
     (track,) = summary["tracks"]
@@ -207,7 +207,7 @@ def test_identity_survives_a_one_second_absence(checkpoint, tmp_path):
     frames = [face_frame(800, 160, placements(i) if not 10 <= i < 20 else []) for i in range(30)]
     video = tmp_path / "two.mp4"
     write_cv2_video(video, frames, 10)
-    code, summary = run_predict(video, checkpoint, tmp_path / "out", "--window_seconds", "0.8", "--no_video")
+    code, summary = run_predict(video, checkpoint, tmp_path / "out", "--window_seconds", "0.6", "--no_video")
     assert code == 0 and [t["track"] for t in summary["tracks"]] == [1, 2]
     for track in summary["tracks"]:
         assert (track["first_frame"], track["last_frame"], track["frames_detected"]) == (0, 29, 20)
@@ -216,7 +216,7 @@ def test_identity_survives_a_one_second_absence(checkpoint, tmp_path):
     assert len(sides) == 2 and {track for track, _ in sides} == {"1", "2"}  # each id stays with its face
     for row in rows:  # and no window spans the absence
         assert float(row["end_s"]) <= 0.9 or float(row["start_s"]) >= 2.0
-    code, summary = run_predict(video, checkpoint, tmp_path / "short", "--window_seconds", "0.8", "--no_video",
+    code, summary = run_predict(video, checkpoint, tmp_path / "short", "--window_seconds", "0.6", "--no_video",
                                 "--max_gap_seconds", "0.5")
     assert [t["track"] for t in summary["tracks"]] == [1, 2, 3, 4]
 
@@ -276,7 +276,7 @@ def test_checkpoint_without_args_takes_frames_from_its_temporal_embedding(face_v
 
 def test_python_api(face_video, checkpoint, tmp_path):
     result = analyze_video(str(face_video), str(checkpoint), str(tmp_path / "api"), landmark_weights="random",
-                           device="cpu", detector="haar", max_seconds=2.0, write_video=False, window_seconds=0.8)
+                           device="cpu", detector="haar", max_seconds=2.0, write_video=False, window_seconds=0.6)
     assert result.summary["tracks"][0]["track"] == 1
     assert os.path.isfile(result.predictions_csv) and result.output_dir == str(tmp_path / "api")
     with pytest.raises(AnalysisError) as error:
@@ -363,7 +363,7 @@ def test_interrupted_run_leaves_nothing(face_video, checkpoint, tmp_path, monkey
 def peak_traced_memory(video, checkpoint, output_dir):
     tracemalloc.start()
     try:
-        code, summary = run_predict(video, checkpoint, output_dir, "--no_detect", "--window_seconds", "0.8",
+        code, summary = run_predict(video, checkpoint, output_dir, "--no_detect", "--window_seconds", "0.6",
                                     "--print_freq", "1000")
         return code, summary, tracemalloc.get_traced_memory()[1]
     finally:

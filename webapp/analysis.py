@@ -13,7 +13,7 @@ from .browser_video import to_h264
 
 PROGRESS_EVERY = 25  # frames between updates of the page's progress bar
 PHASES = {"frames": "analysing the video", "annotated video": "drawing the annotated video"}
-DEMO_WINDOWS = dict(window_seconds=2.0, stride_seconds=0.5)  # scripts/demo.sh's predict.py settings
+DEMO_WINDOWS = dict(window_seconds=1.875, stride_seconds=0.5)  # scripts/demo.sh's predict.py settings
 NOTHING = (None, None, None, None)  # timeline, table, video, downloads: cleared
 
 
@@ -27,9 +27,10 @@ class Model:
         if self.demo:
             return (f"**Model:** `{self.label}`, the **demo model**, trained by `scripts/demo.sh` on synthetic "
                     "drawn faces: its predictions on real faces mean nothing. It runs with the demo's settings: "
-                    "the whole frame is the face, windows of 2 s every 0.5 s, random landmark network.")
+                    "the whole frame is the face, windows of one synthetic expression (1.875 s) every 0.5 s, random "
+                    "landmark network.")
         return (f"**Model:** `{self.label}`. Faces are found by MTCNN; windows follow the policy of the "
-                "checkpoint's training data (see the README).")
+                "checkpoint's training data (docs/PREDICT.md).")
 
 
 def find_models(checkpoint, demo_checkpoint, ckpts_dir):
