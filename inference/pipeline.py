@@ -36,6 +36,7 @@ from .windows import Sample, TrackWindows, window_policy
 
 EXIT_BAD_ARGUMENT, EXIT_BAD_VIDEO, EXIT_BAD_CHECKPOINT, EXIT_BAD_DETECTOR, EXIT_PARTIAL = 2, 3, 4, 5, 6
 DETECTORS = ("mtcnn", "haar", "yunet", "none")
+OUTPUT_FILES = ("predictions.csv", "summary.json", "timeline.png", "annotated.mp4")
 DEFAULT_MARGIN = {"mtcnn": 0.0, "yunet": 0.0, "haar": 0.25, "none": 0.0}  # the crop around the detector's box
 
 
@@ -179,11 +180,16 @@ def analyze_video(video, checkpoint, output_dir, **settings) -> Result:
 
 
 def _commit(staging, output_dir):
-    """Move the finished outputs into place: the whole folder at once when it is new, else file by file."""
+    """Move the finished outputs into place: the whole folder at once when it is new, else file by file (an
+    output of an earlier run that this one did not write, e.g. annotated.mp4 after --no_video, is removed)."""
     try:
         os.rename(staging, output_dir)
     except OSError:
-        for name in os.listdir(staging):
+        written = os.listdir(staging)
+        for name in set(OUTPUT_FILES) - set(written):
+            if os.path.exists(os.path.join(output_dir, name)):
+                os.remove(os.path.join(output_dir, name))
+        for name in written:
             os.replace(os.path.join(staging, name), os.path.join(output_dir, name))
         os.rmdir(staging)
 

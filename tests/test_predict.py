@@ -427,3 +427,15 @@ def test_download_checkpoints_offline_from_a_cache(tmp_path):
     assert again.stdout.count("(present)") == 2 and again.stdout.count("(written)") == 1
     missing = script("--pattern", "*FERV39K*")
     assert missing.returncode == 1 and "no file of cyinen/S2D matches" in missing.stderr and "dfew_fold2" in missing.stderr
+
+
+def test_rerun_into_the_same_folder_leaves_no_output_of_the_earlier_run(checkpoint, tmp_path):
+    video = tmp_path / "synthetic.mp4"
+    write_video(video, ["happy", "sad"], 6, 64, 8.0, seed=0)
+    flags = ("--no_detect", "--source_fps", "8")
+    assert run_predict(video, checkpoint, tmp_path / "out", *flags)[0] == 0
+    assert (tmp_path / "out" / "annotated.mp4").exists()
+    code, summary = run_predict(video, checkpoint, tmp_path / "out", *flags, "--no_video", "--smooth", "2")
+    assert code == 0 and summary["options"]["smooth"] == 2
+    assert sorted(os.listdir(tmp_path / "out")) == ["predictions.csv", "summary.json", "timeline.png"]
+    assert sorted(os.listdir(tmp_path)) == ["out", "synthetic.mp4", "synthetic.mp4.json"]
