@@ -113,7 +113,8 @@ def analyze_corpus(analyzer, videos, output_dir, overwrite=False, stream=None):
     rank, world_size = get_rank(), get_world_size()
     _check_settings(output_dir, analyzer.settings_record(), overwrite)
     mine = shares(videos, world_size)[rank]
-    frames_total = sum(_frame_count(videos[i]) for i in mine)
+    frame_counts = {i: _frame_count(videos[i]) for i in mine}
+    frames_total = sum(frame_counts.values())
     index_path = os.path.join(output_dir, "index.csv" if world_size == 1 else f".index-rank{rank}.csv")
     rows, frames_done, start, worked = {}, 0, time.time(), 0.0
     print(f"[rank {rank}] {len(mine)} of {len(videos)} videos, {frames_total} frames", file=stream)
@@ -134,7 +135,7 @@ def analyze_corpus(analyzer, videos, output_dir, overwrite=False, stream=None):
             except AnalysisError as error:
                 rows[index], note = _row(video, name, seconds=time.time() - began, error=str(error)), f"FAILED: {error}"
             worked += time.time() - began
-            frames_done += _frame_count(video)
+            frames_done += frame_counts[index]
         write_index(index_path, [rows[i] for i in sorted(rows)])
         rate = frames_done / worked if worked else 0
         eta = format_duration((frames_total - frames_done) / rate) if rate else "unknown"
