@@ -4,33 +4,52 @@ One process: `python main_finetune.py ...`; several: `torchrun --nproc_per_node 
 Flag names and defaults follow the original S2D code so its shell scripts carry over.
 """
 import argparse
-import datetime
 import json
 import os
 import random
 import sys
 import time
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 from timm.loss import LabelSmoothingCrossEntropy, SoftTargetCrossEntropy
 from timm.optim import create_optimizer_v2
 from timm.utils import ModelEmaV3
+from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, DistributedSampler
 
-import engine
 from datasets import BadClipError, ClassBalancedSampler, VideoMixup, build_dataset, multiple_samples_collate
 from datasets.bad_clips import TooManyBadClipsError
 from datasets.build import ALIASES, DATASETS, is_image_dataset
 from datasets.check import check_data_of_args
 from datasets.unique_views import UniqueTestViews, collate_views
-from engine import ProgressLogger, SDL, cosine_scheduler
-from engine.bad_clips import (bad_clip_state, load_bad_clip_state, print_bad_clip_summary, share_bad_clips,
-                              skipped_note, watch_bad_clips, without_skipped_clips)
+from engine import (
+    SDL,
+    NonFiniteLossError,
+    cosine_scheduler,
+    evaluate,
+    resume_training_state,
+    save_training_state,
+    train_one_epoch,
+)
+from engine.bad_clips import (
+    bad_clip_state,
+    load_bad_clip_state,
+    print_bad_clip_summary,
+    share_bad_clips,
+    skipped_note,
+    watch_bad_clips,
+    without_skipped_clips,
+)
 from engine.metrics import format_confusion_matrix, plot_confusion_matrix
-from models import build_landmark, build_model, freeze_for_finetuning, is_image_model, load_checkpoint
-from models.fast_paths import prepare_for_speed
+from models import build_landmark, build_model, freeze_for_finetuning, is_image_model, load_checkpoint, save_checkpoint
+from models.fast_paths import EQUAL_SPEEDUPS, prepare_for_speed
 from models.quantize import quantize_int8
+from utils.device import DeviceError, choose_device, training_autocast_dtype
+from utils.distributed import barrier, get_rank, get_world_size, init_distributed_mode, is_distributed, is_main_process
+from utils.files import write_csv_atomically, write_text_atomically
+from utils.progress import ProgressLogger, format_duration
 
 VAL_METRICS = ["acc1", "acc5", "war", "uar", "weighted_f1", "micro_f1", "macro_f1"]
 
@@ -147,6 +166,9 @@ def get_args_parser():
     g.add_argument("--log_dir", default=None, help="TensorBoard folder")
     g.add_argument("--device", default=None, help="cuda or cpu (default: cuda when available)")
     g.add_argument("--compile", action="store_true", help="torch.compile the model and the landmark network")
+    g.add_argument("--no_speedups", action="store_true",
+                   help="run the reference computation: without the layout and BatchNorm-folding speed-ups that give "
+                        "the same outputs and gradients (models.fast_paths.EQUAL_SPEEDUPS; for checking)")
     g.add_argument("--cpu_int8", action="store_true",
                    help="with --eval on the CPU: int8 Linear layers (dynamic quantization), faster, near-identical "
                         "predictions (docs/BENCHMARKS.md)")
@@ -227,59 +249,57 @@ def report_test(args, tag, metrics, predictions, names, features=None, records=N
     clip_ids, labels, scores = predictions
     conf_text = format_confusion_matrix(metrics["confusion_matrix"], names)
     print(f"[{tag}] {metrics['num_clips']} clips: UAR {metrics['uar']:.2f}%  WAR {metrics['war']:.2f}%"
-          f"{skipped_note(metrics)}  top-5 {metrics['acc5']:.2f}%  weighted F1 {metrics['weighted_f1']:.2f}  macro F1 {metrics['macro_f1']:.2f}")
+          f"{skipped_note(metrics)}  top-5 {metrics['acc5']:.2f}%  weighted F1 {metrics['weighted_f1']:.2f}  "
+          f"macro F1 {metrics['macro_f1']:.2f}")
     print("per-class accuracy: " + ", ".join(
         f"{n} {'n/a' if a is None else f'{a:.1f}%'}" for n, a in zip(names, metrics["class_acc"])))
     print(conf_text)
     if not args.output_dir:
         return
     suffix = "" if tag in ("last", "eval") else f"_{tag}"
-    with open(os.path.join(args.output_dir, f"pred{suffix}.csv"), "w") as f:
-        f.write("id,label,pred\n")
-        f.writelines(f"{c},{l},{s.argmax()}\n" for c, l, s in zip(clip_ids, labels, scores))
-    with open(os.path.join(args.output_dir, f"confusion_matrix_{tag}.txt"), "w") as f:
-        f.write(conf_text + "\n")
-    plot_confusion_matrix(metrics["confusion_matrix"], names, os.path.join(args.output_dir, f"confusion_matrix_{tag}.png"),
+    write_csv_atomically(os.path.join(args.output_dir, f"pred{suffix}.csv"), ("id", "label", "pred"),
+                         ((c, label, s.argmax()) for c, label, s in zip(clip_ids, labels, scores)))
+    write_text_atomically(os.path.join(args.output_dir, f"confusion_matrix_{tag}.txt"), conf_text + "\n")
+    plot_confusion_matrix(metrics["confusion_matrix"], names,
+                          os.path.join(args.output_dir, f"confusion_matrix_{tag}.png"),
                           f"{args.data_set} {tag}: UAR {metrics['uar']:.2f}%  WAR {metrics['war']:.2f}%")
     if features is not None:
-        torch.save({"views": [r[:3] for r in records], "logits": torch.tensor(np.stack([r[3] for r in records])),
-                    "labels": torch.tensor([r[4] for r in records]), "features": torch.stack(features)},
-                   os.path.join(args.output_dir, f"features_{tag}.pt"))
+        save_checkpoint({"views": [r[:3] for r in records], "logits": torch.tensor(np.stack([r[3] for r in records])),
+                         "labels": torch.tensor([r[4] for r in records]), "features": torch.stack(features)},
+                        os.path.join(args.output_dir, f"features_{tag}.pt"))
 
 
 def run_test(args, tag, model, landmark, loader, device, amp_dtype, names):
     """Multi-view test of every clip, gathered over processes; the main process reports and writes files."""
-    metrics, predictions, records, features = without_skipped_clips(engine.evaluate(
+    metrics, predictions, records, features = without_skipped_clips(evaluate(
         model, landmark, loader, device, args.nb_classes, amp_dtype, gather=True, keep_features=args.save_feature,
         progress=ProgressLogger(f"Test ({tag} model):", args.print_freq)), loader, args.nb_classes)
-    if engine.is_main_process():
+    if is_main_process():
         report_test(args, tag, metrics, predictions, names, features if args.save_feature else None, records)
     return metrics
 
 
 def append_log(args, entry):
-    if args.output_dir and engine.is_main_process():
+    if args.output_dir and is_main_process():
         with open(os.path.join(args.output_dir, "log.txt"), "a") as f:
             f.write(json.dumps(entry) + "\n")
 
 
-def main(args):
-    if args.check_data:
-        sys.exit(1 if check_data_of_args(args) else 0)
-    engine.init_distributed_mode(args)
-    if args.device is None:
-        args.device = "cuda" if torch.cuda.is_available() else "cpu"
-    if args.device.startswith("cuda") and not torch.cuda.is_available():
-        sys.exit("error: --device cuda was asked for but no CUDA device is available; use --device cpu")
+def start_run(args):
+    """Processes, device, precision and seeds: (device, autocast dtype or None)."""
+    try:
+        args.device = choose_device(args.device)
+    except DeviceError as error:
+        sys.exit(f"error: {error}")
+    init_distributed_mode(args)
     device = torch.device(args.device)
-    num_tasks, rank = engine.get_world_size(), engine.get_rank()
-    amp_dtype = None if device.type != "cuda" or args.amp_dtype == "none" else getattr(torch, args.amp_dtype)
-    if amp_dtype == torch.bfloat16 and not torch.cuda.is_bf16_supported(including_emulation=False):
-        sys.exit(f"error: {torch.cuda.get_device_name(device)} has no bfloat16 support (compute capability < 8.0); "
-                 "pass --amp_dtype float16 (with a gradient scaler) or --amp_dtype none")
+    try:
+        amp_dtype = training_autocast_dtype(device, args.amp_dtype)
+    except DeviceError as error:
+        sys.exit(f"error: {error}")
     if args.cpu_int8 and not (args.eval and device.type == "cpu"):
         sys.exit("error: --cpu_int8 is for --eval on the CPU (pass --eval --device cpu)")
-    set_seed(args.seed + rank)
+    set_seed(args.seed + get_rank())
     if args.output_dir:
         os.makedirs(args.output_dir, exist_ok=True)
     if not args.val_label_path and not args.eval:
@@ -287,17 +307,27 @@ def main(args):
         print("note: validating on the TEST split (as the original code does), so 'best' epoch numbers are "
               "selected on test data; pass --val_label_path for a separate validation split")
     print("arguments: " + json.dumps(vars(args), sort_keys=True))
+    return device, amp_dtype
 
-    dataset_test, loader_test = build_test_loader(args, num_tasks, rank)
-    names = dataset_test.class_names
-    criterion, mixup_fn = build_criterion(args)
 
+@dataclass
+class Models:
+    """The model (DDP-wrapped under torchrun), the model itself, the frozen landmark network, SDL and EMA."""
+    model: torch.nn.Module
+    model_without_ddp: torch.nn.Module
+    landmark: torch.nn.Module
+    sdl: SDL | None
+    model_ema: ModelEmaV3 | None
+
+
+def build_models(args, device):
+    """The --model with its starting weights (--finetune or, for --eval, the checkpoint), the fine-tuning
+    freezing, the landmark network, SDL and EMA, int8, the speed-ups and DDP."""
     model = create_model(args)
     if args.eval:
-        checkpoint_path = args.resume or args.finetune
-        if not checkpoint_path:
+        if not (args.resume or args.finetune):
             sys.exit("error: --eval needs the checkpoint to evaluate, given with --resume or --finetune")
-        load_checkpoint(model, checkpoint_path, "finetuned", trust=args.trust_checkpoint)
+        load_checkpoint(model, args.resume or args.finetune, "finetuned", trust=args.trust_checkpoint)
     elif args.finetune:
         load_checkpoint(model, args.finetune, "pretrained", trust=args.trust_checkpoint)
     if args.finetune and not args.eval and not is_image_model(args.model):
@@ -315,23 +345,32 @@ def main(args):
     if args.cpu_int8:
         model = quantize_int8(model)
     # after the EMA copy: a deep copy of a compiled module would call the original's forward
-    prepare_for_speed(model, landmark, channels_last=device.type == "cuda", compile=args.compile)
+    prepare_for_speed(model, landmark, channels_last=device.type == "cuda", compile=args.compile,
+                      speedups=() if args.no_speedups else EQUAL_SPEEDUPS)
     model_without_ddp = model
     if args.distributed:
-        model = torch.nn.parallel.DistributedDataParallel(
-            model, device_ids=[device.index] if device.type == "cuda" else None,
-            find_unused_parameters=True)  # the last prompt_norm is trainable but never used (spec quirk)
+        DistributedDataParallel._set_params_and_buffers_to_ignore_for_model(model, model.unused_parameter_names())
+        model = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+    return Models(model, model_without_ddp, landmark, sdl, model_ema)
 
-    if args.eval:
-        metrics = run_test(args, "eval", model, landmark, loader_test, device, amp_dtype, names)
-        print_bad_clip_summary(loader_test)
-        append_log(args, {"final_uar": metrics["uar"], "final_war": metrics["war"],
-                          **{f"final_{k}": v for k, v in metrics.items() if k not in ("uar", "war")},
-                          "checkpoint": checkpoint_path, "test_label_path": args.test_label_path})
-        return metrics
 
-    loader_train, loader_val = build_train_val_loaders(args, num_tasks, rank)
-    total_batch = args.batch_size * args.update_freq * num_tasks
+@dataclass
+class Training:
+    """The optimisation of a run and where it stands."""
+    optimizer: torch.optim.Optimizer
+    scaler: torch.amp.GradScaler | None
+    lr_schedule: np.ndarray
+    wd_schedule: np.ndarray
+    steps_per_epoch: int
+    start_epoch: int = 0
+    best_metric: float | None = None
+    best_epoch: int | None = None
+
+
+def build_training(args, models, loader_train, loader_val, amp_dtype):
+    """Learning-rate scaling, optimizer, gradient scaler and schedules; then resume from --resume or, with
+    --auto_resume, from --output_dir/checkpoint.pth."""
+    total_batch = args.batch_size * args.update_freq * get_world_size()
     steps_per_epoch = len(loader_train.dataset) // total_batch
     if steps_per_epoch == 0:
         sys.exit(f"error: {len(loader_train.dataset)} training clips are fewer than one total batch of {total_batch}")
@@ -341,68 +380,73 @@ def main(args):
     opt_kwargs = {"eps": args.opt_eps, **({"betas": tuple(args.opt_betas)} if args.opt_betas else {})}
     if args.opt.lower().endswith("sgd") or args.opt.lower() == "momentum":
         opt_kwargs = {"momentum": args.momentum}
-    optimizer = create_optimizer_v2(model_without_ddp, opt=args.opt, lr=args.lr, weight_decay=args.weight_decay,
+    optimizer = create_optimizer_v2(models.model_without_ddp, opt=args.opt, lr=args.lr,
+                                    weight_decay=args.weight_decay,
                                     layer_decay=args.layer_decay if args.layer_decay < 1.0 else None, **opt_kwargs)
-    scaler = torch.amp.GradScaler("cuda") if amp_dtype == torch.float16 else None
-    lr_schedule = cosine_scheduler(args.lr, args.min_lr, args.epochs, steps_per_epoch,
-                                   args.warmup_epochs, args.warmup_steps)
-    wd_schedule = cosine_scheduler(args.weight_decay, args.weight_decay if args.weight_decay_end is None
-                                   else args.weight_decay_end, args.epochs, steps_per_epoch)
-
-    start_epoch, best_metric, best_epoch = 0, None, None
+    training = Training(
+        optimizer, torch.amp.GradScaler("cuda") if amp_dtype == torch.float16 else None,
+        cosine_scheduler(args.lr, args.min_lr, args.epochs, steps_per_epoch, args.warmup_epochs, args.warmup_steps),
+        cosine_scheduler(args.weight_decay, args.weight_decay if args.weight_decay_end is None
+                         else args.weight_decay_end, args.epochs, steps_per_epoch),
+        steps_per_epoch)
     resume_path = args.resume
     if not resume_path and args.auto_resume and args.output_dir:
         candidate = os.path.join(args.output_dir, "checkpoint.pth")
         resume_path = candidate if os.path.exists(candidate) else ""
     if resume_path:
-        checkpoint = engine.resume_training_state(resume_path, model=model_without_ddp, optimizer=optimizer,
-                                                  scaler=scaler, sdl=sdl, model_ema=model_ema,
-                                                  trust=args.trust_checkpoint)
-        start_epoch = checkpoint["epoch"] + 1
-        best_metric, best_epoch = checkpoint.get("best_metric"), checkpoint.get("best_epoch")
+        checkpoint = resume_training_state(resume_path, model=models.model_without_ddp, optimizer=optimizer,
+                                           scaler=training.scaler, sdl=models.sdl, model_ema=models.model_ema,
+                                           trust=args.trust_checkpoint)
+        training.start_epoch = checkpoint["epoch"] + 1
+        training.best_metric, training.best_epoch = checkpoint.get("best_metric"), checkpoint.get("best_epoch")
         load_bad_clip_state(checkpoint.get("bad_clips", {}), loader_train, loader_val)
-        print(f"resumed from {resume_path}: continuing at epoch {start_epoch}")
+        print(f"resumed from {resume_path}: continuing at epoch {training.start_epoch}")
+    return training
 
+
+def save_training(args, name, epoch, models, training, loader_train, loader_val):
+    if args.output_dir and is_main_process():
+        save_training_state(os.path.join(args.output_dir, name), model=models.model_without_ddp,
+                            optimizer=training.optimizer, scaler=training.scaler, epoch=epoch, args=args,
+                            sdl=models.sdl, model_ema=models.model_ema, best_metric=training.best_metric,
+                            best_epoch=training.best_epoch, bad_clips=bad_clip_state(loader_train, loader_val))
+
+
+def train_epochs(args, models, training, loader_train, loader_val, device, amp_dtype):
+    """Every remaining epoch: train, validate, keep the best, checkpoint, log."""
+    criterion, mixup_fn = build_criterion(args)
+    steps_per_epoch, start_epoch = training.steps_per_epoch, training.start_epoch
     log_writer = None
-    if args.log_dir and engine.is_main_process():
+    if args.log_dir and is_main_process():
         from torch.utils.tensorboard import SummaryWriter
         log_writer = SummaryWriter(args.log_dir, purge_step=start_epoch * steps_per_epoch if start_epoch else None)
-
-    def save(path, epoch):
-        if args.output_dir and engine.is_main_process():
-            engine.save_training_state(os.path.join(args.output_dir, path), model=model_without_ddp,
-                                       optimizer=optimizer, scaler=scaler, epoch=epoch, args=args, sdl=sdl,
-                                       model_ema=model_ema, best_metric=best_metric, best_epoch=best_epoch,
-                                       bad_clips=bad_clip_state(loader_train, loader_val))
-
     print(f"training epochs {start_epoch}..{args.epochs - 1}")
     start_time = time.time()
     for epoch in range(start_epoch, args.epochs):
         loader_train.sampler.set_epoch(epoch)
-        progress = ProgressLogger(f"Epoch [{epoch}/{args.epochs - 1}]", args.print_freq)
-        train_stats = engine.train_one_epoch(
-            model, landmark, criterion, loader_train, optimizer, device, epoch,
-            steps_per_epoch=steps_per_epoch, update_freq=args.update_freq, lr_schedule=lr_schedule,
-            wd_schedule=wd_schedule, scaler=scaler, amp_dtype=amp_dtype, clip_grad=args.clip_grad,
-            model_ema=model_ema, mixup_fn=mixup_fn, sdl=sdl, sdl_update_freq=args.sdl_update_freq,
-            log_writer=log_writer, progress=progress,
+        train_stats = train_one_epoch(
+            models.model, models.landmark, criterion, loader_train, training.optimizer, device, epoch,
+            steps_per_epoch=steps_per_epoch, update_freq=args.update_freq, lr_schedule=training.lr_schedule,
+            wd_schedule=training.wd_schedule, scaler=training.scaler, amp_dtype=amp_dtype, clip_grad=args.clip_grad,
+            model_ema=models.model_ema, mixup_fn=mixup_fn, sdl=models.sdl, sdl_update_freq=args.sdl_update_freq,
+            log_writer=log_writer, progress=ProgressLogger(f"Epoch [{epoch}/{args.epochs - 1}]", args.print_freq),
             steps_after=(args.epochs - epoch - 1) * steps_per_epoch * args.update_freq)
-        val_stats, *_ = without_skipped_clips(engine.evaluate(
-            model, landmark, loader_val, device, args.nb_classes, amp_dtype,
+        val_stats, *_ = without_skipped_clips(evaluate(
+            models.model, models.landmark, loader_val, device, args.nb_classes, amp_dtype,
             gather=isinstance(loader_val.sampler, DistributedSampler)), loader_val, args.nb_classes)
         share_bad_clips(loader_train)
-        improved = best_metric is None or val_stats[args.val_metric] > best_metric
+        improved = training.best_metric is None or val_stats[args.val_metric] > training.best_metric
         if improved:
-            best_metric, best_epoch = val_stats[args.val_metric], epoch
-        save("checkpoint.pth", epoch)
+            training.best_metric, training.best_epoch = val_stats[args.val_metric], epoch
+        save_training(args, "checkpoint.pth", epoch, models, training, loader_train, loader_val)
         if improved:
-            save("checkpoint-best.pth", "best")
+            save_training(args, "checkpoint-best.pth", "best", models, training, loader_train, loader_val)
         if (epoch + 1) % args.save_ckpt_freq == 0:
-            save(f"checkpoint-{epoch}.pth", epoch)
+            save_training(args, f"checkpoint-{epoch}.pth", epoch, models, training, loader_train, loader_val)
         split = "val" if args.val_label_path != args.test_label_path else "val(test split)"
         print(f"epoch {epoch}: {split} acc1 {val_stats['acc1']:.2f}%  UAR {val_stats['uar']:.2f}%  "
-              f"WAR {val_stats['war']:.2f}%{skipped_note(val_stats)}  loss {val_stats['loss']:.4f}  | best {args.val_metric} "
-              f"{best_metric:.2f} (epoch {best_epoch})")
+              f"WAR {val_stats['war']:.2f}%{skipped_note(val_stats)}  loss {val_stats['loss']:.4f}  | best "
+              f"{args.val_metric} {training.best_metric:.2f} (epoch {training.best_epoch})")
         if log_writer is not None:
             for name in ("acc1", "acc5", "loss", "uar", "war"):
                 log_writer.add_scalar(f"val/{name}", val_stats[name], epoch)
@@ -413,35 +457,64 @@ def main(args):
                           **({"train_replaced_samples": loader_train.replaced,
                               "train_skipped_clips": sorted(bad_clip_state(loader_train)["train"])}
                              if args.skip_bad_clips else {}),
-                          "n_trainable_parameters": sum(p.numel() for p in model.parameters() if p.requires_grad)})
+                          "n_trainable_parameters": sum(p.numel() for p in models.model.parameters()
+                                                        if p.requires_grad)})
         elapsed = time.time() - start_time
         remaining = elapsed / (epoch - start_epoch + 1) * (args.epochs - epoch - 1)
-        print(f"elapsed {datetime.timedelta(seconds=int(elapsed))}, "
-              f"remaining about {datetime.timedelta(seconds=int(remaining))}")
+        print(f"elapsed {format_duration(elapsed)}, remaining about {format_duration(remaining)}")
+    if log_writer is not None:
+        log_writer.close()
 
+
+def final_test(args, models, training, loaders, device, amp_dtype, names):
+    """The multi-view test of the last model and (with --output_dir) of the best one; logged, returned."""
+    loader_train, loader_val, loader_test = loaders
     final = {}
     for tag in ("last", "best") if args.output_dir else ("last",):
         if tag == "best":
-            engine.barrier()
-            load_checkpoint(model_without_ddp, os.path.join(args.output_dir, "checkpoint-best.pth"), "finetuned",
-                            trust=args.trust_checkpoint)
-        metrics = run_test(args, tag, model, landmark, loader_test, device, amp_dtype, names)
+            barrier()
+            load_checkpoint(models.model_without_ddp, os.path.join(args.output_dir, "checkpoint-best.pth"),
+                            "finetuned", trust=args.trust_checkpoint)
+        metrics = run_test(args, tag, models.model, models.landmark, loader_test, device, amp_dtype, names)
         final.update({f"final_{tag}_{k}": v for k, v in metrics.items()})
-    final["best_epoch"] = best_epoch
+    final["best_epoch"] = training.best_epoch
     if args.skip_bad_clips:
         print_bad_clip_summary(loader_train, loader_val, loader_test)
         final["skipped_clips"] = bad_clip_state(loader_train, loader_val, loader_test)
     append_log(args, final)
-    if log_writer is not None:
-        log_writer.close()
     return final
+
+
+def evaluate_checkpoint(args, models, loader_test, device, amp_dtype, names):
+    """--eval: the multi-view test of the given checkpoint, logged and returned."""
+    metrics = run_test(args, "eval", models.model, models.landmark, loader_test, device, amp_dtype, names)
+    print_bad_clip_summary(loader_test)
+    append_log(args, {"final_uar": metrics["uar"], "final_war": metrics["war"],
+                      **{f"final_{k}": v for k, v in metrics.items() if k not in ("uar", "war")},
+                      "checkpoint": args.resume or args.finetune, "test_label_path": args.test_label_path})
+    return metrics
+
+
+def main(args):
+    if args.check_data:
+        sys.exit(1 if check_data_of_args(args) else 0)
+    device, amp_dtype = start_run(args)
+    dataset_test, loader_test = build_test_loader(args, get_world_size(), get_rank())
+    models = build_models(args, device)
+    if args.eval:
+        return evaluate_checkpoint(args, models, loader_test, device, amp_dtype, dataset_test.class_names)
+    loader_train, loader_val = build_train_val_loaders(args, get_world_size(), get_rank())
+    training = build_training(args, models, loader_train, loader_val, amp_dtype)
+    train_epochs(args, models, training, loader_train, loader_val, device, amp_dtype)
+    return final_test(args, models, training, (loader_train, loader_val, loader_test), device, amp_dtype,
+                      dataset_test.class_names)
 
 
 if __name__ == "__main__":
     cli_args = get_args_parser().parse_args()
     try:
         main(cli_args)
-    except engine.NonFiniteLossError as error:
+    except NonFiniteLossError as error:
         sys.exit(f"error: {error}")
     except TooManyBadClipsError as error:  # maybe re-raised from a DataLoader worker, with its traceback
         sys.exit(f"error: {BadClipError.summary(error)}")
@@ -449,5 +522,5 @@ if __name__ == "__main__":
         sys.exit(f"error: {BadClipError.summary(error)}; pass --skip_bad_clips to replace such clips "
                  "(scripts/check_data.py lists them all)")
     finally:
-        if engine.distributed.is_distributed():
+        if is_distributed():
             torch.distributed.destroy_process_group()

@@ -13,13 +13,12 @@ summary.json says where), 130 interrupted (nothing half-written).
 import argparse
 import sys
 
-import torch
-
 from datasets.build import ALIASES, DATASETS
-from engine.distributed import init_distributed_mode
 from inference import DETECTORS, AnalysisError, Analyzer, Options
 from inference.corpus import analyze_corpus, collect_videos
-from inference.pipeline import EXIT_PARTIAL
+from inference.pipeline import EXIT_BAD_ARGUMENT, EXIT_PARTIAL
+from utils.device import DeviceError, choose_device
+from utils.distributed import init_distributed_mode
 
 EXIT_CORPUS_FAILURES, EXIT_INTERRUPTED = 1, 130
 
@@ -81,6 +80,8 @@ def get_args_parser():
     g.add_argument("--device", default=None, help="cuda or cpu (default: cuda when available); bf16 on cuda")
     g.add_argument("--cpu_int8", action="store_true",
                    help="CPU only: run the Linear layers in int8 (faster, small differences; see docs/BENCHMARKS.md)")
+    g.add_argument("--no_speedups", action="store_true",
+                   help="the reference computation, without the speed-ups that give the same outputs (for checking)")
     g.add_argument("--no_video", action="store_true", help="do not write annotated.mp4")
     g.add_argument("--print_freq", default=d.print_freq, type=int, help="progress line every N processed frames")
     return p
@@ -99,7 +100,8 @@ def build_analyzer(args):
                     cpu_int8=args.cpu_int8, trust_checkpoint=args.trust_checkpoint,
                     detector="none" if args.no_detect else args.detector, detector_model=args.detector_model,
                     min_face=args.min_face, model=args.model, data_set=args.data_set, num_frames=args.num_frames,
-                    input_size=args.input_size, short_side_size=args.short_side_size, options=options_from(args))
+                    input_size=args.input_size, short_side_size=args.short_side_size, options=options_from(args),
+                    speedups=not args.no_speedups)
 
 
 def analyze_one(args):
@@ -113,7 +115,10 @@ def analyze_one(args):
 def analyze_many(args):
     """Analyse this process's share of args.videos (one share per torchrun process); returns the exit code."""
     videos = collect_videos(args.videos)
-    args.device = args.device or ("cuda" if torch.cuda.is_available() and not args.cpu_int8 else "cpu")
+    try:
+        args.device = choose_device(args.device, cpu_only=args.cpu_int8)
+    except DeviceError as error:
+        raise AnalysisError(str(error), EXIT_BAD_ARGUMENT) from error
     init_distributed_mode(args)  # under torchrun: one process per GPU (gloo on the CPU)
     rows = analyze_corpus(build_analyzer(args), videos, args.output_dir, args.overwrite)
     failed = [r for r in rows if r["status"] == "failed"]

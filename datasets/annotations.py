@@ -8,11 +8,8 @@ import csv
 import os
 import warnings
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
-
-from models.checkpoint import atomic_output
 
 MAX_LISTED_PROBLEMS = 20
 PANDAS_INDEX_NAMES = ("", "Unnamed: 0")
@@ -146,14 +143,3 @@ def read_annotations(csv_path: str, data_path: str, nb_classes: int, extensions:
         if not clips:
             raise ValueError(f"every row of {csv_path!r} is bad; nothing left to load")
     return clips, bad_rows
-
-
-def write_csv_atomically(path, header, rows):
-    """Write header + rows to `path` through a temporary file, so readers never see a half file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_output(path) as tmp_path, open(tmp_path, "w", newline="") as handle:
-        writer = csv.writer(handle, lineterminator="\n")
-        writer.writerow(header)
-        writer.writerows(rows)
-    print(f"wrote {path} ({len(rows)} rows)")

@@ -2,8 +2,7 @@
 from argparse import Namespace
 
 from .bad_clips import SkipBadClips
-from .classes import (AFFECTNET7_CLASSES, AFFECTNET8_CLASSES, DFEW_CLASSES, FERV39K_CLASSES, MAFW_CLASSES,
-                      RAFDB_CLASSES)
+from .classes import AFFECTNET7_CLASSES, AFFECTNET8_CLASSES, DFEW_CLASSES, FERV39K_CLASSES, MAFW_CLASSES, RAFDB_CLASSES
 from .video_dataset import VideoClsDataset
 
 JPEG = (".jpg", ".jpeg")

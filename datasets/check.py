@@ -10,9 +10,10 @@ import os
 import time
 from pathlib import Path
 
-from engine.progress import ProgressLogger
+from utils.files import write_csv_atomically
+from utils.progress import ProgressLogger
 
-from .annotations import Clip, scan_annotations, write_csv_atomically
+from .annotations import Clip, scan_annotations
 from .build import dataset_spec, is_image_dataset
 from .frames import decode_frame
 

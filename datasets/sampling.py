@@ -3,7 +3,8 @@ import numpy as np
 
 
 def train_frame_indices(num_frames: int, clip_len: int, sampling_rate: int) -> np.ndarray:
-    """One random window of `clip_len` indices (TRAINING.md section 2); uses numpy's global RNG."""
+    """One random window of `clip_len` indices (docs/TRAINING.md, "Clip sampling and augmentation"); uses numpy's
+    global RNG."""
     window = clip_len * sampling_rate
     if num_frames <= window:
         indices = np.linspace(0, num_frames, num=num_frames // sampling_rate)

@@ -14,6 +14,7 @@ from PIL import Image, ImageDraw
 from sklearn.model_selection import StratifiedKFold, train_test_split
 
 from .classes import DFEW_CLASSES
+
 FRAME_EXTENSIONS = ('jpg', 'png')
 PARAMETERS_FILE = 'synthetic.json'
 JPEG_QUALITY = 90

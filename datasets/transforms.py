@@ -48,7 +48,8 @@ def _channels_first(video: torch.Tensor) -> torch.Tensor:
 
 
 class ClipTrainTransform:
-    """uint8 (T, 3, H, W) frames -> augmented float (3, T, input_size, input_size) (TRAINING.md section 3)."""
+    """uint8 (T, 3, H, W) frames -> augmented float (3, T, input_size, input_size) (docs/TRAINING.md, "Clip
+    sampling and augmentation")."""
 
     def __init__(self, input_size: int, short_side: int, auto_augment: str | None,
                  interpolation: str, reprob: float, remode: str, recount: int):

@@ -8,8 +8,8 @@ skipped clip is left out, so the metrics cover fewer clips and say so.
 import torch
 
 from datasets.bad_clips import SkipBadClips
+from utils.distributed import all_gather_objects
 
-from .distributed import all_gather_objects
 from .metrics import classification_metrics, merge_views
 
 

@@ -1,7 +1,8 @@
 """Validation (one center view per clip) and the final multi-view test, both gathered over processes."""
 import torch
 
-from .distributed import all_gather_objects
+from utils.distributed import all_gather_objects
+
 from .metrics import classification_metrics, mean_view_loss, merge_views
 
 

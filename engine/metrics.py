@@ -4,6 +4,8 @@ import torch
 import torch.nn.functional as F
 from sklearn.metrics import confusion_matrix, f1_score, recall_score
 
+from utils.files import atomic_output
+
 
 def distinct_views(records):
     """{(clip_id, segment, crop): (logits, label)} from view records (clip_id, segment, crop, logits, label);
@@ -94,5 +96,6 @@ def plot_confusion_matrix(conf, class_names, path, title):
                     color="white" if norm[i, j] > 0.5 else "black")
     fig.colorbar(image, ax=ax, fraction=0.046)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    with atomic_output(path) as tmp_path:
+        fig.savefig(tmp_path, dpi=120, format="png")
     plt.close(fig)

@@ -6,7 +6,6 @@ hash of the path: stable across runs, unique for equal file names in different f
 only once complete (Analyzer.analyze commits it with one rename), so a rerun skips exactly the videos that
 were finished; OUT/corpus.json records the settings, and a rerun with other settings is refused.
 """
-import csv
 import hashlib
 import json
 import os
@@ -15,9 +14,10 @@ import sys
 import time
 from pathlib import Path
 
-from engine.distributed import all_gather_objects, barrier, get_rank, get_world_size
-from engine.progress import format_duration
-from models.checkpoint import atomic_output
+from utils.distributed import all_gather_objects, barrier, get_rank, get_world_size
+from utils.files import write_csv_atomically, write_json_atomically
+from utils.progress import format_duration
+
 from .decode import VideoError, probe_video
 from .pipeline import EXIT_BAD_ARGUMENT, AnalysisError
 
@@ -72,10 +72,7 @@ def shares(videos, world_size) -> list[list[int]]:
 
 
 def write_index(path, rows):
-    with atomic_output(path) as tmp_path, open(tmp_path, "w", newline="") as handle:
-        writer = csv.DictWriter(handle, INDEX_COLUMNS, lineterminator="\n")
-        writer.writeheader()
-        writer.writerows(rows)
+    write_csv_atomically(path, INDEX_COLUMNS, rows)
 
 
 def _row(video, name, summary=None, seconds=None, error=""):
@@ -95,8 +92,7 @@ def _check_settings(output_dir, settings, overwrite):
         for stale in Path(output_dir).glob(".*.partial-*"):  # staging folders of a killed run
             shutil.rmtree(stale, ignore_errors=True)
         if overwrite or not os.path.exists(path):
-            with atomic_output(path) as tmp_path, open(tmp_path, "w") as handle:
-                json.dump(settings, handle, indent=2, sort_keys=True)
+            write_json_atomically(path, settings, sort_keys=True)
     barrier()
     recorded = json.loads(Path(path).read_text())
     if recorded != settings:

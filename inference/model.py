@@ -9,7 +9,9 @@ import torch
 from datasets.build import ALIASES, DATASETS
 from datasets.transforms import ClipEvalTransform
 from models import MODEL_CONFIGS, apply_checkpoint, build_landmark, build_model, is_image_model, read_checkpoint
+from models.fast_paths import EQUAL_SPEEDUPS, prepare_for_speed
 from models.quantize import quantize_int8
+from utils.device import inference_autocast_dtype
 
 DEFAULT_MODEL = "s2d_base_patch16_224"
 
@@ -78,9 +80,10 @@ def class_names_for(path, data_set, num_classes):
 
 
 class VideoModel:
-    """S2D and its landmark network on `device` (bf16 autocast on CUDA, optional int8 on the CPU)."""
+    """S2D and its landmark network on `device` (autocast on CUDA: bf16, or fp16 on GPUs without bf16; optional
+    int8 on the CPU). `speedups`: models.fast_paths.EQUAL_SPEEDUPS (same outputs, faster); off for checking."""
 
-    def __init__(self, checkpoint_path, landmark_weights, device="cpu", cpu_int8=False, trust=False,
+    def __init__(self, checkpoint_path, landmark_weights, device="cpu", cpu_int8=False, trust=False, speedups=True,
                  **overrides):
         self.path, self.device = checkpoint_path, torch.device(device)
         try:
@@ -95,9 +98,12 @@ class VideoModel:
             landmark = build_landmark(landmark_weights, trust=trust, grid_size=model.grid_size)
         except (OSError, ValueError, pickle.UnpicklingError) as error:
             raise CheckpointError(str(error)) from error
-        model = model.eval().to(self.device)
+        model, landmark = model.eval().to(self.device), landmark.to(self.device)
         self.model = quantize_int8(model) if cpu_int8 else model
-        self.landmark = landmark.to(self.device)
+        prepare_for_speed(self.model, landmark, channels_last=self.device.type == "cuda",
+                          speedups=EQUAL_SPEEDUPS if speedups else ())
+        self.amp_dtype = inference_autocast_dtype(self.device)
+        self.landmark = landmark
         self.transform = ClipEvalTransform(s.input_size, s.short_side_size)
 
     @torch.inference_mode()
@@ -105,6 +111,6 @@ class VideoModel:
         """Class probabilities (N, K) of N clips of RGB uint8 crops (T, S, S, 3), S = short_side_size."""
         video = torch.stack([self.transform(torch.from_numpy(c).permute(0, 3, 1, 2)) for c in clips])
         video = video.to(self.device, non_blocking=True)
-        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.device.type == "cuda"):
+        with torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.amp_dtype is not None):
             logits, _ = self.model(video, self.landmark(video))
         return logits.float().softmax(dim=-1).cpu().numpy()

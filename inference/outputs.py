@@ -3,59 +3,20 @@ sums, then timeline.png and annotated.mp4 from the CSV and a frame-ordered file 
 memory does not grow with the video's length.
 """
 import csv
-import json
 import math
-import os
-from collections import defaultdict, deque
+from collections import defaultdict
 
 import cv2
 import numpy as np
+
+from utils.files import atomic_output
+
+from .smoothing import CentredAverage
 
 CSV_COLUMNS = ("track", "start_s", "end_s", "first_frame", "last_frame", "box_x", "box_y", "box_w", "box_h")
 BOX_COLOURS = ((0, 200, 0), (0, 140, 255), (255, 80, 0), (200, 0, 200), (0, 200, 200), (80, 80, 255))
 TIMELINE_POINTS = 1000  # per track; longer timelines are averaged into this many time bins
 BOX_RECORD = np.dtype([("frame", "<i8"), ("serial", "<i8"), ("box", "<f8", 4)])
-
-
-def write_json(path, content):
-    with open(path, "w") as handle:
-        json.dump(content, handle, indent=2)
-        handle.write("\n")
-
-
-class CentredAverage:
-    """Streaming centred moving average over `k` consecutive rows: the same values as
-    `inference.windows.moving_average` on the whole sequence, emitted as soon as they are known."""
-
-    def __init__(self, k: int):
-        self.k = k
-        self.rows = deque()  # (payload, probabilities) not yet emitted or still needed
-        self.emitted = 0  # rows emitted so far
-        self.dropped = 0  # rows dropped from the front
-
-    def push(self, payload, probabilities):
-        self.rows.append((payload, probabilities))
-        return self._emit(final=False)
-
-    def finish(self):
-        return self._emit(final=True)
-
-    def _emit(self, final):
-        out = []
-        before, after = (self.k - 1) // 2, self.k // 2
-        while self.emitted < self.dropped + len(self.rows):
-            i = self.emitted  # absolute index of the next row to emit
-            last_needed = i + after
-            if not final and last_needed >= self.dropped + len(self.rows):
-                break
-            low, high = max(i - before, self.dropped), min(last_needed, self.dropped + len(self.rows) - 1)
-            window = [self.rows[j - self.dropped][1] for j in range(low, high + 1)]
-            out.append((self.rows[i - self.dropped][0], np.mean(window, axis=0)))
-            self.emitted += 1
-            while self.dropped < self.emitted - before:
-                self.rows.popleft()
-                self.dropped += 1
-        return out
 
 
 class PredictionWriter:
@@ -165,7 +126,8 @@ def plot_timeline(path, timeline, class_names, title):
     axes[-1, 0].set_xlabel("time (s), window centre")
     fig.suptitle(title, fontsize="medium")
     fig.tight_layout()
-    fig.savefig(path, dpi=100, format="png")
+    with atomic_output(path) as tmp_path:
+        fig.savefig(tmp_path, dpi=100, format="png")
     plt.close(fig)
 
 

@@ -21,16 +21,25 @@ from dataclasses import asdict, dataclass, replace
 
 import cv2
 import numpy as np
-import torch
 
-from engine.progress import ProgressLogger
-from .decode import VideoError, VideoReader, probe_video
+from utils.device import DeviceError, choose_device
+from utils.files import write_json_atomically
+from utils.progress import ProgressLogger
+
 from .align import face_crop
+from .decode import VideoError, VideoReader, probe_video
 from .faces import DetectorError, HaarDetector, WholeFrame, YuNetDetector
 from .model import CheckpointError, VideoModel
 from .mtcnn import MTCNNDetector
-from .outputs import (BOX_RECORD, PredictionWriter, annotate_video, plot_timeline, read_box_records,
-                      timeline_and_labels, track_summaries, write_json)
+from .outputs import (
+    BOX_RECORD,
+    PredictionWriter,
+    annotate_video,
+    plot_timeline,
+    read_box_records,
+    timeline_and_labels,
+    track_summaries,
+)
 from .tracking import FaceTracker
 from .windows import Sample, TrackWindows, window_policy
 
@@ -109,21 +118,19 @@ class Analyzer:
     def __init__(self, checkpoint, landmark_weights="ckpts/mobilefacenet_model_best.pth.tar", device=None,
                  cpu_int8=False, trust_checkpoint=False, detector="mtcnn", detector_model="", min_face=40,
                  model=None, data_set=None, num_frames=None, input_size=None, short_side_size=None,
-                 options=None, stream=None):
-        device = device or ("cuda" if torch.cuda.is_available() and not cpu_int8 else "cpu")
-        if cpu_int8 and device != "cpu":
-            raise AnalysisError("cpu_int8 runs on the CPU only; use device cpu", EXIT_BAD_ARGUMENT)
-        if device.startswith("cuda") and not torch.cuda.is_available():
-            raise AnalysisError("device cuda was asked for but no CUDA device is available; use cpu",
-                                EXIT_BAD_ARGUMENT)
+                 options=None, stream=None, speedups=True):
+        try:
+            device = choose_device(device, cpu_only=cpu_int8)
+        except DeviceError as error:
+            raise AnalysisError(str(error), EXIT_BAD_ARGUMENT) from error
         self.options = options or Options()
         try:
             self.options.check()
         except ValueError as error:
             raise AnalysisError(str(error), EXIT_BAD_ARGUMENT) from error
         try:
-            self.model = VideoModel(checkpoint, landmark_weights, device, cpu_int8, trust_checkpoint, model=model,
-                                    data_set=data_set, num_frames=num_frames, input_size=input_size,
+            self.model = VideoModel(checkpoint, landmark_weights, device, cpu_int8, trust_checkpoint, speedups,
+                                    model=model, data_set=data_set, num_frames=num_frames, input_size=input_size,
                                     short_side_size=short_side_size)
         except CheckpointError as error:
             raise AnalysisError(str(error), EXIT_BAD_CHECKPOINT) from error
@@ -266,7 +273,8 @@ class _Run:
             frames_decoded=reader.frames_decoded, duration_s=round(duration, 4),
             complete=not reader.ended_early, repaired_timestamps=reader.repaired_timestamps,
             seconds=round(elapsed, 3), video_frames_per_second=round(reader.frames_decoded / max(elapsed, 1e-9), 3),
-            windows=writer.rows, tracks=track_summaries(writer, {i: self.spans[s] for s, i in self.serial_to_id.items()}, self.class_names),
+            windows=writer.rows,
+            tracks=track_summaries(writer, {i: self.spans[s] for s, i in self.serial_to_id.items()}, self.class_names),
             dropped_short_tracks=self.tracker.num_dropped, class_names=self.class_names,
             model=dict(checkpoint=self.analyzer.model.path, **vars(self.settings)),
             window_policy=dict(asdict(self.policy), span_seconds=self.policy.span),
@@ -279,7 +287,7 @@ class _Run:
             summary["warning"] = f"no face found in {info.path}"
         if "warning" in summary:
             print(f"warning: {summary['warning']}", file=stream)
-        write_json(os.path.join(out, "summary.json"), summary)
+        write_json_atomically(os.path.join(out, "summary.json"), summary)
         timeline, labels = timeline_and_labels(os.path.join(out, "predictions.csv"), self.class_names, duration)
         plot_timeline(os.path.join(out, "timeline.png"), timeline, self.class_names,
                       f"{os.path.basename(info.path)} ({self.settings.model})")

@@ -143,14 +143,3 @@ class TrackWindows:
         self.covered = max(self.covered, positions[-1] + 1)
         return Window(track_id, np.array([s.time for s in samples]), np.array([s.frame_index for s in samples]),
                       samples[len(samples) // 2].box, np.stack([s.crop for s in samples]))
-
-
-def moving_average(probabilities: np.ndarray, k: int) -> np.ndarray:
-    """Centred moving average over `k` consecutive windows (rows); fewer at the ends."""
-    n = len(probabilities)
-    if k <= 1 or n == 0:
-        return probabilities
-    sums = np.concatenate([np.zeros((1, probabilities.shape[1])), np.cumsum(probabilities, axis=0)])
-    rows = np.arange(n)
-    low, high = np.clip(rows - (k - 1) // 2, 0, n), np.clip(rows + k // 2 + 1, 0, n)
-    return (sums[high] - sums[low]) / (high - low)[:, None]

@@ -1,5 +1,11 @@
-from .checkpoint import (UnsafeCheckpointError, apply_checkpoint, atomic_output, load_checkpoint, read_checkpoint,
-                         safe_load, save_checkpoint)
+from .checkpoint import (
+                         UnsafeCheckpointError,
+                         apply_checkpoint,
+                         load_checkpoint,
+                         read_checkpoint,
+                         safe_load,
+                         save_checkpoint,
+)
 from .freezing import freeze_for_finetuning
 from .image_model import S2DImage
 from .landmark import LandmarkFeatures, build_landmark
@@ -9,5 +15,5 @@ from .s2d import S2D
 
 __all__ = ['S2D', 'S2DImage', 'is_image_model', 'MobileFaceNet', 'LandmarkFeatures', 'build_landmark',
            'build_model', 'MODEL_CONFIGS', 'load_checkpoint', 'read_checkpoint', 'apply_checkpoint', 'safe_load',
-           'save_checkpoint', 'atomic_output', 'UnsafeCheckpointError',
+           'save_checkpoint', 'UnsafeCheckpointError',
            'freeze_for_finetuning']

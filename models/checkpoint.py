@@ -1,12 +1,13 @@
 """Safe checkpoint reading, the original S2D loading rules, and atomic saving."""
 import argparse
-import contextlib
 import os
 import pickle
 import warnings
 
 import torch
 from torch.nn.modules.utils import consume_prefix_in_state_dict_if_present
+
+from utils.files import atomic_output
 
 CHECKPOINT_KINDS = ('pretrained', 'finetuned', 'resume')
 
@@ -40,21 +41,6 @@ def _unsafe_globals(path):
         return []
 
 
-@contextlib.contextmanager
-def atomic_output(path):
-    """Yield a temporary path beside `path` (same extension) that is renamed over `path` on success and
-    removed on failure, so readers never see a half-written file."""
-    folder, name = os.path.split(os.path.abspath(path))
-    stem, extension = os.path.splitext(name)
-    tmp_path = os.path.join(folder, f".{stem}.{os.getpid()}.tmp{extension}")
-    try:
-        yield tmp_path
-        os.replace(tmp_path, path)
-    finally:
-        if os.path.exists(tmp_path):
-            os.unlink(tmp_path)
-
-
 def save_checkpoint(state, path):
     """torch.save to a temporary file beside `path`, then rename it over `path` atomically."""
     with atomic_output(path) as tmp_path:
@@ -65,7 +51,7 @@ def load_checkpoint(model, path, kind, trust=False):
     """Load weights into `model` and return the whole checkpoint dict.
 
     kind 'pretrained': a static image model (into the video model) or MAE weights (into the image
-    model), loaded non-strictly (MODEL.md sections 4 and 6).
+    model), loaded non-strictly (docs/MODEL.md section 6).
     kind 'finetuned' / 'resume': a checkpoint of the original layout; its `model` entry must match
     the model exactly.
     """
@@ -140,3 +126,18 @@ def _load_strict(model, state_dict, path):
         raise ValueError(f'{path} does not match the model: missing keys {missing}, '
                          f'unexpected keys {unexpected}, shape mismatches {mismatched}')
     model.load_state_dict(state_dict, strict=True)
+
+
+def describe(path, trust=False):
+    """Lines telling what a checkpoint file holds: its entries, epoch, and every stored training argument."""
+    checkpoint = read_checkpoint(path, trust=trust)
+    lines = [f'{path}: entries {sorted(checkpoint)}']
+    if 'epoch' in checkpoint:
+        lines.append(f'epoch: {checkpoint["epoch"]!r}')
+    stored = checkpoint.get('args')
+    if stored is None:
+        lines.append('no stored arguments')
+    else:
+        values = vars(stored) if isinstance(stored, argparse.Namespace) else dict(stored)
+        lines += [f'args.{name} = {values[name]!r}' for name in sorted(values)]
+    return lines

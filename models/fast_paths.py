@@ -38,6 +38,9 @@ SPEEDUPS = {  # name -> function(model, landmark, **compile_options)
     "fold_landmark_bn": lambda model, landmark, **_: fold_landmark_batchnorm(landmark),
     "compile_layers": compile_layers,
 }
+# On by default in training, evaluation and analysis: the same outputs and gradients (tests/test_speedups.py), no
+# compilation. compile_layers stays opt-in (minutes of compilation).
+EQUAL_SPEEDUPS = ("lean_layout", "fold_landmark_bn")
 
 
 def prepare_for_speed(model: nn.Module, landmark: nn.Module, channels_last: bool = False,

@@ -1,4 +1,4 @@
-"""Which parameters train during fine-tuning (MODEL.md section 3)."""
+"""Which parameters train during fine-tuning (docs/MODEL.md section 5)."""
 TRAINABLE_NAME_PARTS = ('temporal_embedding', 'ln_post', 'head', 'Adapter', 'prompt')
 
 

@@ -1,5 +1,5 @@
 """The static-stage image model: the prompted ViT without temporal adapters, final norm and linear head
-(MODEL.md section 6; the layout of the released `pretrain-AffectNet-7.pth`)."""
+(docs/MODEL.md section 7; the layout of the released `pretrain-AffectNet-7.pth`)."""
 from einops import rearrange
 from torch import nn
 

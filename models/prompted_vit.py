@@ -20,8 +20,8 @@ def feature2token(feature):
 
 class PromptedViT(nn.Module):
     """Patch embedding, landmark-guided prompt stage 0, class token, position (and temporal)
-    embedding and the ViT blocks with a deep prompt before each block after the first (MODEL.md
-    section 2, steps 1-6).
+    embedding and the ViT blocks with a deep prompt before each block after the first
+    (docs/MODEL.md sections 3-4).
 
     `num_frames` set (the video model): a temporal embedding, and every prompt block also holds a
     temporal-modeling adapter; None (the image model): the prompt blocks add only the
@@ -58,6 +58,10 @@ class PromptedViT(nn.Module):
         for embedding in (self.cls_token, self.pos_embed, self.temporal_embedding):
             if embedding is not None:
                 trunc_normal_(embedding, std=.02)
+
+    def unused_parameter_names(self):
+        """The trainable parameters that never get a gradient (left out of DDP's gradient synchronisation)."""
+        return [f'prompt_norms.{self.num_layers - 1}.{name}' for name, _ in self.prompt_norms[-1].named_parameters()]
 
     def no_weight_decay(self):
         return {'pos_embed', 'cls_token', 'temporal_embedding'}

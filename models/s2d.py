@@ -1,4 +1,5 @@
-"""S2D: the prompted ViT with temporal-modeling adapters, temporal embedding and I3D head (MODEL.md 2)."""
+"""S2D: the prompted ViT with temporal-modeling adapters, temporal embedding and I3D head (docs/MODEL.md
+sections 1-4)."""
 from einops import rearrange
 from torch import nn
 

@@ -4,7 +4,7 @@ import csv
 import sys
 from pathlib import Path
 
-from datasets.annotations import write_csv_atomically
+from utils.files import write_csv_atomically
 
 
 class AnnotationError(ValueError):
@@ -74,6 +74,7 @@ def convert(input_path, output_path, folder_sources, convert_file, header):
     converted = {output: convert_file(path) for output, path in sources.items()}
     for output, rows in converted.items():
         write_csv_atomically(output, header, rows)
+        print(f'wrote {output} ({len(rows)} rows)')
 
 
 def converter_cli(description, folder_sources, convert_file, header, argv=None):

@@ -12,8 +12,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a file: import scripts.*
 from datasets.classes import DFEW_CLASSES
-from scripts.annotation_io import (AnnotationError, converter_cli, csv_records, parse_label,
-                                   unique_rows)
+from scripts.annotation_io import AnnotationError, converter_cli, csv_records, parse_label, unique_rows
 
 HEADER = ('video_name', 'label')
 NUM_CLASSES = len(DFEW_CLASSES)

@@ -10,8 +10,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a file: import scripts.*
 from datasets.classes import FERV39K_CLASSES
-from scripts.annotation_io import (AnnotationError, converter_cli,
-                                   numbered_lines, parse_label, unique_rows)
+from scripts.annotation_io import AnnotationError, converter_cli, numbered_lines, parse_label, unique_rows
 
 HEADER = ('path', 'id')
 

@@ -11,8 +11,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a file: import scripts.*
 from datasets.classes import RAFDB_CLASSES
-from scripts.annotation_io import (AnnotationError, numbered_lines, parse_label, unique_rows,
-                                   write_csv_atomically)
+from scripts.annotation_io import AnnotationError, numbered_lines, parse_label, unique_rows
+from utils.files import write_csv_atomically
 
 HEADER = ('image', 'label')
 SPLITS = ('train', 'test')
@@ -49,6 +49,7 @@ def main(argv=None):
         sys.exit(f'error: {error}')
     for split, rows in converted.items():
         write_csv_atomically(args.output / f'{split}.csv', HEADER, rows)
+        print(f'wrote {args.output / f"{split}.csv"} ({len(rows)} rows)')
 
 
 if __name__ == '__main__':

@@ -8,7 +8,6 @@ first frames and times are printed and written to a JSON file beside the video (
     python scripts/make_synthetic_video.py --out output/demo/synthetic.mp4 --expressions happy,sad,angry,surprise
 """
 import argparse
-import json
 import sys
 from pathlib import Path
 

@@ -23,11 +23,10 @@ import pytest
 import app
 from datasets.classes import DFEW_CLASSES
 from scripts.make_synthetic_video import write_video
-from tests.test_predict import tiny_checkpoint
+from tests.helpers import ROOT, tiny_checkpoint
 from tests.videos import write_cv2_video
 from webapp.analysis import Model, VideoAnalyses, find_models
 
-ROOT = Path(__file__).resolve().parents[1]
 EXPRESSIONS, FRAMES_PER_EXPRESSION, SIZE, FPS = ["happy", "sad", "angry"], 16, 64, 8.0
 NUM_FRAMES = len(EXPRESSIONS) * FRAMES_PER_EXPRESSION
 CHROMIUM = shutil.which("chromium")

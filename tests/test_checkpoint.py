@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from models import UnsafeCheckpointError, load_checkpoint, safe_load, save_checkpoint
-from tests.test_models import tiny_inputs, tiny_model
+from tests.helpers import tiny_inputs, tiny_model
 
 
 class NotAllowed:
@@ -126,6 +126,7 @@ def test_unknown_kind_and_missing_file(tmp_path):
 def test_safe_load_refuses_custom_types_unless_trusted(tmp_path):
     path = tmp_path / 'custom.pth'
     torch.save({'model': {}, 'extra': NotAllowed()}, path)
-    with pytest.raises(UnsafeCheckpointError, match=r'custom\.pth.*tests\.test_checkpoint\.NotAllowed.*--trust_checkpoint'):
+    with pytest.raises(UnsafeCheckpointError,
+                       match=r'custom\.pth.*tests\.test_checkpoint\.NotAllowed.*--trust_checkpoint'):
         safe_load(path)
     assert isinstance(safe_load(path, trust=True)['extra'], NotAllowed)

@@ -8,7 +8,6 @@ import socket
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -16,9 +15,8 @@ import pytest
 import predict
 from inference.corpus import collect_videos, output_name, shares
 from scripts.make_synthetic_video import write_video
-from tests.test_predict import tiny_checkpoint
+from tests.helpers import ROOT, tiny_checkpoint
 
-ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.filterwarnings("ignore:LandmarkFeatures")
 FLAGS = ("--landmark_weights", "random", "--device", "cpu", "--no_detect", "--source_fps", "8", "--no_video")
 
@@ -93,7 +91,8 @@ def test_index_and_outputs(corpus, first_run):
     for row in rows[:2] + rows[3:]:
         assert (row["frames"], row["duration_s"], row["tracks"]) == ("12", "1.375", "1")
         assert sorted(os.listdir(output_dir / row["output"])) == ["predictions.csv", "summary.json", "timeline.png"]
-    assert predictions(output_dir / rows[0]["output"])[2].tolist() != predictions(output_dir / rows[1]["output"])[2].tolist()
+    first, second = (predictions(output_dir / row["output"])[2].tolist() for row in rows[:2])
+    assert first != second
     assert sorted(p for p in os.listdir(output_dir) if not p.startswith("clip_mp4-") and not p.startswith("extra"))\
         == ["corpus.json", "index.csv"]
 

@@ -11,10 +11,10 @@ from PIL import Image
 from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 from torch.utils.data import DataLoader
 
-from datasets import BadClipError, VideoClsDataset, build_dataset, multiple_samples_collate
+from datasets import BadClipError, build_dataset, multiple_samples_collate
 from datasets.bad_clips import TooManyBadClipsError
-from engine.bad_clips import watch_bad_clips
 from datasets.sampling import all_frame_indices, train_frame_indices
+from engine.bad_clips import watch_bad_clips
 
 SIZE = 16
 
@@ -241,7 +241,8 @@ def test_undecodable_frame_names_csv_line_clip_and_file(tmp_path):
         list(DataLoader(dataset, batch_size=2, num_workers=1))
     assert "Traceback" in str(error.value)
     summary = BadClipError.summary(error.value)
-    assert "\n" not in summary and summary == BadClipError.summary(pytest.raises(BadClipError, dataset.__getitem__, 1).value)
+    assert "\n" not in summary
+    assert summary == BadClipError.summary(pytest.raises(BadClipError, dataset.__getitem__, 1).value)
 
 
 def write_bad_split(tmp_path):
@@ -305,14 +306,15 @@ def test_worker_augmentation_is_reproducible_from_the_torch_seed(tmp_path):
 
 
 def test_benchmark_loader_reports_rates():
-    from scripts.benchmark_data import benchmark_loader, parse_args
+    from benchmarks.benchmark_data import benchmark_loader, parse_args
     results = benchmark_loader(parse_args(["--num_clips", "1", "--num_items", "2"]))
     assert results["train_clips_per_s"] > 0 and results["test_views_per_s"] > 0
     assert results["test_clips_per_s"] == pytest.approx(results["test_views_per_s"] / 4, abs=0.01)
 
 
 ORIGINAL_LAYOUTS = {  # data set -> (CSV path as in the original repository, header, clip ids, frame extension)
-    "DFEW": ("EmoLabel_DataSplit/train(single-labeled)/train_set_1.csv", "video_name,label", ["00001", "02522"], ".jpg"),
+    "DFEW": ("EmoLabel_DataSplit/train(single-labeled)/train_set_1.csv", "video_name,label", ["00001", "02522"],
+             ".jpg"),
     "FERV39K": ("Annotation/train.csv", "path,id", ["Crime/Angry/0063", "Argue/Surprise/0196"], ".jpg"),
     "MAFW": ("anno/single/no_caption/set_1/train.csv", "video_name,labels", ["00025", "03747"], ".png"),
 }

@@ -25,3 +25,25 @@ def test_relative_links_resolve(page):
 def test_the_readme_links_every_docs_page():
     linked = {(ROOT / t).resolve() for t in relative_links(ROOT / "README.md")}
     assert not [p.name for p in (ROOT / "docs").glob("*.md") if p.resolve() not in linked]
+
+
+SOURCES = [p for p in ROOT.rglob("*.py") if not {".venv", "tests"} & set(p.relative_to(ROOT).parts)]
+CITATION = re.compile(r"(docs/[A-Z_]+\.md)(?:,?\s+(?:sections?\s+(\d+)(?:-(\d+))?|\"([^\"]+)\"))?")
+
+
+def test_every_document_and_section_the_code_cites_exists():
+    """A docstring or comment naming docs/X.md (with a section number or a quoted heading) points at a real one."""
+    checked = 0
+    for source in SOURCES:
+        text = re.sub(r"\s+", " ", source.read_text())  # citations may wrap over lines
+        bare = re.findall(r"(?<!docs/)\b[A-Z_]+\.md,? (?:sections? )?\d", text)
+        assert not bare, f"{source.relative_to(ROOT)} cites {bare} without its folder (docs/...)"
+        for page, first, last, heading in CITATION.findall(text):
+            path = ROOT / page
+            assert path.is_file(), f"{source.relative_to(ROOT)} cites missing {page}"
+            headings = [line.lstrip("#").strip() for line in path.read_text().splitlines() if line.startswith("#")]
+            for number in range(int(first), int(last or first) + 1) if first else ():
+                assert any(h.startswith(f"{number}. ") for h in headings), f"{source.name}: {page} section {number}"
+            assert not heading or heading in headings, f"{source.relative_to(ROOT)}: {page} has no '{heading}'"
+            checked += 1
+    assert checked >= 8  # the model files and the data pipeline cite their documents

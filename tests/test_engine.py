@@ -123,7 +123,10 @@ def test_merge_views_averages_softmax_and_counts_padded_repeats_once():
     records = [("a", 0, 0, a0, 1), ("b", 0, 0, b0, 2), ("a", 1, 0, a1, 1), ("a", 1, 0, a1, 1), ("b", 0, 0, b0, 2)]
     clip_ids, labels, scores = merge_views(records)
     assert clip_ids == ["a", "b"] and labels.tolist() == [1, 2]
-    softmax = lambda x: np.exp(x) / np.exp(x).sum()
+
+    def softmax(x):
+        return np.exp(x) / np.exp(x).sum()
+
     assert np.allclose(scores[0], (softmax(a0) + softmax(a1)) / 2)
     assert np.allclose(scores[1], softmax(b0))
 

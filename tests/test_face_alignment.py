@@ -114,7 +114,8 @@ def test_a_box_taller_than_wide_is_stretched_to_the_square_as_in_s4d():
     level_eyes = np.array([[115.0, 80.0], [145.0, 80.0], [130.0, 100.0], [118.0, 130.0], [142.0, 130.0]])
     crop, angle = aligned_crop(frame, level_eyes, box, 120, 0.0)
     expected = cv2.resize(frame[40:160, 100:160], (120, 120), interpolation=cv2.INTER_LINEAR)
-    assert angle == 0  # (the outermost columns differ: the warp reads the frame beyond the box, resize repeats its edge)
+    # (the outermost columns differ: the warp reads the frame beyond the box, resize repeats its edge)
+    assert angle == 0
     np.testing.assert_allclose(crop[:, 1:-1].astype(int), expected[:, 1:-1].astype(int), atol=1)
 
 

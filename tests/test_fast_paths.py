@@ -122,7 +122,7 @@ def test_int8_packs_for_onednn_and_leaves_the_process_engine_alone(monkeypatch):
 
 
 def test_benchmark_times_int8_pairs_and_prints_their_median():
-    from scripts.benchmark import int8_pairs, ratios
+    from benchmarks.benchmark import int8_pairs, ratios
     pairs = int8_pairs(dict(model="s2d_tiny_patch8_112", compile=False, frames=2, batch=1, device="cpu", pairs=2))
     assert len(pairs) == 2 and all(fp32 > 0 and int8 > 0 for fp32, int8 in pairs)
     line, = ratios([], None, [(2.0, 1.0), (6.0, 2.0), (3.0, 1.0), (5.0, 1.0)])

@@ -4,7 +4,7 @@ import json
 import pytest
 import torch
 
-from scripts import benchmark_epoch, benchmark_gpu, profile_s2d
+from benchmarks import benchmark_epoch, benchmark_gpu, profile_s2d
 
 TINY = ["--device", "cpu", "--model", "s2d_tiny_patch8_64"]
 

@@ -4,9 +4,9 @@ streaming moving average."""
 import numpy as np
 import pytest
 
-from inference.outputs import CentredAverage
+from inference.smoothing import CentredAverage
 from inference.tracking import FaceTracker
-from inference.windows import Sample, TrackWindows, WindowPolicy, moving_average, window_policy
+from inference.windows import Sample, TrackWindows, WindowPolicy, window_policy
 
 
 def test_tracker_ids_motion_gaps_and_false_positives():
@@ -91,4 +91,6 @@ def test_streaming_average_equals_the_whole_sequence_average(k):
         assert len(smoother.rows) <= k  # holds only the rows still needed
     out += smoother.finish()
     assert [i for i, _ in out] == list(range(9))
-    np.testing.assert_allclose(np.stack([p for _, p in out]), moving_average(rows, k), atol=1e-12)
+    # row i averages rows i - (k - 1) // 2 .. i + k // 2 that exist
+    expected = [rows[max(i - (k - 1) // 2, 0):i + k // 2 + 1].mean(axis=0) for i in range(9)]
+    np.testing.assert_allclose(np.stack([p for _, p in out]), expected, atol=1e-12)

@@ -103,5 +103,6 @@ def test_weight_file_without_state_dict_entry(tmp_path):
 
 def test_missing_weight_file(tmp_path):
     path = tmp_path / 'nowhere.pth.tar'
-    with pytest.raises(FileNotFoundError, match=r'nowhere\.pth\.tar.*mobilefacenet_model_best\.pth\.tar.*landmark/.*ckpts/'):
+    with pytest.raises(FileNotFoundError,
+                       match=r'nowhere\.pth\.tar.*mobilefacenet_model_best\.pth\.tar.*landmark/.*ckpts/'):
         LandmarkFeatures(weights=str(path))

@@ -1,15 +1,12 @@
 """main_finetune.py end to end on tiny synthetic data (CPU): training, outputs, exact resume, --eval,
 torchrun with two processes, non-finite loss."""
 import argparse
-import json
-import os
 import re
 import shutil
 import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
 import torch
@@ -17,11 +14,9 @@ import torch
 from datasets.synthetic import write_synthetic_dfew
 from engine import SDL, NonFiniteLossError, ProgressLogger, train_one_epoch
 from models import LandmarkFeatures, build_model
+from tests.helpers import ENV, ROOT, read_log, run_main
 
-ROOT = Path(__file__).resolve().parents[1]
 EPOCHS = 2
-# MKL's results may depend on memory alignment; strict mode keeps reruns bit-identical (needed for exact resume).
-ENV = {**os.environ, "PYTHONWARNINGS": "ignore", "MKL_CBWR": "AUTO,STRICT"}
 
 
 @pytest.fixture(scope="module")
@@ -40,17 +35,6 @@ def tiny_args(data, output_dir, *extra):
             "--test_num_segment", "2", "--test_num_crop", "1", "--num_workers", "0", "--device", "cpu",
             "--landmark_weights", "random", "--model_ema", "--model_ema_decay", "0.9",
             "--output_dir", str(output_dir), "--print_freq", "2", *extra]
-
-
-def run_main(args, check=True, launcher=(sys.executable, "main_finetune.py")):
-    result = subprocess.run([*launcher, *args], cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=600)
-    if check and result.returncode != 0:
-        raise AssertionError(f"main_finetune.py failed ({result.returncode}):\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
-    return result
-
-
-def read_log(output_dir):
-    return [json.loads(line) for line in (output_dir / "log.txt").read_text().splitlines()]
 
 
 @pytest.fixture(scope="module")
@@ -146,7 +130,8 @@ def test_eval_of_every_view_equals_distinct_views_and_int8_eval_runs(data, train
     for key in ("uar", "war", "confusion_matrix", "class_acc", "acc5", "macro_f1"):
         assert final[f"final_{key}"] == reference[f"final_best_{key}"], key
     assert (full_dir / "pred.csv").read_text() == (trained[0] / "pred_best.csv").read_text()
-    assert (full_dir / "confusion_matrix_eval.txt").read_text() == (trained[0] / "confusion_matrix_best.txt").read_text()
+    assert (full_dir / "confusion_matrix_eval.txt").read_text() == \
+        (trained[0] / "confusion_matrix_best.txt").read_text()
     features = torch.load(full_dir / "features_eval.pt")
     test_clips = len((data / "splits" / "test_set_1.csv").read_text().splitlines()) - 1
     assert len(features["views"]) == features["features"].shape[0] == 2 * test_clips
@@ -288,7 +273,7 @@ def skipped(bad_data, tmp_path_factory):
 
 
 def test_skip_bad_clips_finishes_and_reports_them(bad_data, skipped):
-    (root, bad), (output_dir, stdout) = bad_data, skipped
+    (_, bad), (output_dir, stdout) = bad_data, skipped
     log = read_log(output_dir)
     assert [entry["train_skipped_clips"] for entry in log[:-1]] == [[bad["train"]]] * EPOCHS
     assert [entry["train_replaced_samples"] for entry in log[:-1]] == [1] * EPOCHS  # its one sample per epoch

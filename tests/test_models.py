@@ -1,48 +1,13 @@
-import json
 import math
-from pathlib import Path
 
 import pytest
 import torch
 import torch.nn.functional as F
 from timm.layers import Attention
 
-from models import S2D, build_model, freeze_for_finetuning
+from models import build_model, freeze_for_finetuning
 from models.tma import TemporalModelingAdapter
-
-KEYS = json.loads((Path(__file__).parent / 'data' / 'keys_s2d_base.json').read_text())
-
-TINY = dict(img_size=16, patch_size=4, embed_dim=64, depth=4, num_heads=4, num_frames=3,
-            num_classes=5, landmark_channels=6, adapter_ratio=0.25, prompt_hidden=4)
-
-
-def tiny_model(seed=0, **overrides):
-    torch.manual_seed(seed)
-    return S2D(**{**TINY, **overrides})
-
-
-def tiny_inputs(model, batch=2, seed=1, dtype=torch.float32):
-    g = torch.Generator().manual_seed(seed)
-    t, s, grid = model.num_frames, model.img_size, model.grid_size
-    video = torch.randn(batch, 3, t, s, s, generator=g, dtype=dtype)
-    landmarks = torch.randn(batch * t, model.landmark_channels, grid, grid, generator=g, dtype=dtype)
-    return video, landmarks
-
-
-@torch.no_grad()
-def randomize(model, seed=2):
-    """Large random values everywhere so every path of the forward matters numerically."""
-    g = torch.Generator().manual_seed(seed)
-    for name, p in model.named_parameters():
-        noise = torch.randn(p.shape, generator=g, dtype=p.dtype) * 0.3
-        if name.endswith('smooth'):
-            p.copy_(2.0 + noise.abs())
-        elif 'norm' in name and name.endswith('weight'):
-            p.copy_(1.0 + noise)
-        else:
-            p.copy_(noise)
-    return model
-
+from tests.helpers import KEYS, TINY, randomize, tiny_inputs, tiny_model
 
 # ---------------------------------------------------------------- layout, counts, freezing
 
@@ -228,7 +193,9 @@ def ref_prompt_block(z, P, name, frames):
 
 
 def ref_vit_block(x, P, name, heads):
-    ln = lambda y, n: ref_layer_norm(y, P[f'{name}.{n}.weight'], P[f'{name}.{n}.bias'], 1e-6)
+    def ln(y, n):
+        return ref_layer_norm(y, P[f'{name}.{n}.weight'], P[f'{name}.{n}.bias'], 1e-6)
+
     x = x + ref_self_attention(ln(x, 'norm1'), P, name + '.attn', heads, qkv_bias=True)
     return x + ref_linear(ref_gelu(ref_linear(ln(x, 'norm2'), P, name + '.mlp.fc1')), P, name + '.mlp.fc2')
 
@@ -236,7 +203,10 @@ def ref_vit_block(x, P, name, heads):
 def ref_s2d(video, a, P, cfg):
     b, _, t, s, _ = video.shape
     p_size, depth, grid = cfg['patch_size'], cfg['depth'], cfg['img_size'] // cfg['patch_size']
-    pn = lambda y, i: ref_layer_norm(y, P[f'prompt_norms.{i}.weight'], P[f'prompt_norms.{i}.bias'], 1e-6)
+
+    def pn(y, i):
+        return ref_layer_norm(y, P[f'prompt_norms.{i}.weight'], P[f'prompt_norms.{i}.bias'], 1e-6)
+
     frames = video.permute(0, 2, 1, 3, 4).reshape(b * t, 3, s, s)
     patches = frames.reshape(b * t, 3, grid, p_size, grid, p_size).permute(0, 2, 4, 1, 3, 5)
     x = patches.reshape(b * t, grid * grid, -1) @ P['patch_embed.proj.weight'].reshape(cfg['embed_dim'], -1).T

@@ -2,7 +2,6 @@
 videos the tests write) with tiny random-weight checkpoints: tracks, true timestamps (variable frame rate),
 rotation metadata, window policies, identity over an absence, bad input, bounded memory, the Python API;
 plus scripts/make_synthetic_video.py and scripts/download_checkpoints.py against an offline cache."""
-import argparse
 import csv
 import json
 import os
@@ -14,17 +13,15 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-import torch
 
 import predict
 from datasets.classes import DFEW_CLASSES, MAFW_CLASSES
 from inference import AnalysisError, analyze_video
 from inference.faces import HaarDetector
-from models import build_model, save_checkpoint
 from scripts.make_synthetic_video import write_video
+from tests.helpers import ROOT, tiny_checkpoint
 from tests.videos import face_frame, set_rotation, write_audio_only, write_cv2_video, write_timed_video
 
-ROOT = Path(__file__).resolve().parents[1]
 FPS, WIDTH, HEIGHT, NUM_FRAMES = 10, 320, 240, 40
 FACE_FRAMES = range(4, 34)  # the face is in frames 4..33
 CLIP_LEN = 4
@@ -43,20 +40,6 @@ def face_video(tmp_path_factory):
     write_cv2_video(path, [face_frame(WIDTH, HEIGHT, [photo_position(i)] if i in FACE_FRAMES else [])
                            for i in range(NUM_FRAMES)], FPS)
     return path
-
-
-def tiny_checkpoint(path, num_frames=CLIP_LEN, data_set="DFEW", num_classes=7, model="s2d_tiny_patch8_64",
-                    with_args=True):
-    torch.manual_seed(0)
-    state = build_model(model, num_classes=num_classes, num_frames=num_frames).state_dict()
-    args = argparse.Namespace(model=model, num_frames=num_frames, data_set=data_set, scale_factor=0.25)
-    save_checkpoint({"model": state, "epoch": "best", **({"args": args} if with_args else {})}, path)
-    return path
-
-
-@pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory):
-    return tiny_checkpoint(tmp_path_factory.mktemp("ckpt") / "checkpoint-best.pth")
 
 
 def run_predict(video, checkpoint, output_dir, *extra):
@@ -426,7 +409,8 @@ def test_download_checkpoints_offline_from_a_cache(tmp_path):
     again = script("--pattern", "*fold1*", "--pattern", "pretrain*")
     assert again.stdout.count("(present)") == 2 and again.stdout.count("(written)") == 1
     missing = script("--pattern", "*FERV39K*")
-    assert missing.returncode == 1 and "no file of cyinen/S2D matches" in missing.stderr and "dfew_fold2" in missing.stderr
+    assert missing.returncode == 1
+    assert "no file of cyinen/S2D matches" in missing.stderr and "dfew_fold2" in missing.stderr
 
 
 def test_rerun_into_the_same_folder_leaves_no_output_of_the_earlier_run(checkpoint, tmp_path):

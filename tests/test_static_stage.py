@@ -13,8 +13,7 @@ from datasets.synthetic import write_synthetic_images
 from models import S2D, S2DImage, build_model, freeze_for_finetuning, load_checkpoint, save_checkpoint
 from models.freezing import TRAINABLE_NAME_PARTS
 from scripts import convert_affectnet, convert_rafdb
-from tests.test_main_finetune import read_log, run_main
-from tests.test_models import KEYS, TINY, randomize, tiny_inputs
+from tests.helpers import KEYS, TINY, randomize, read_log, run_main, tiny_inputs
 
 IMAGE_TINY = {k: v for k, v in TINY.items() if k not in ('num_frames', 'adapter_ratio')}
 VIDEO_ONLY = ('.TMA.', 'temporal_embedding', 'ln_post', 'head.fc_cls')

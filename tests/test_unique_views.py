@@ -82,8 +82,7 @@ def _evaluate(model, views_dataset, collate_fn=None):
 
 
 def _assert_same_results(got, expected, same_order=True):
-    (metrics, (ids, labels, scores), records, _), (metrics_full, (ids_full, labels_full, scores_full), *_) = \
-        got, expected
+    (metrics, (ids, labels, scores), *_), (metrics_full, (ids_full, labels_full, scores_full), *_) = got, expected
     metrics_full = dict(metrics_full)
     if not same_order:  # gathered shards list the clips in another order
         order = [ids.index(c) for c in ids_full]

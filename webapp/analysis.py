@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from inference import AnalysisError, Analyzer, Options
 from inference.decode import VideoError, probe_video
 from inference.pipeline import EXIT_BAD_VIDEO
+
 from .browser_video import to_h264
 
 PROGRESS_EVERY = 25  # frames between updates of the page's progress bar

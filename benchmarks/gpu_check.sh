@@ -5,12 +5,12 @@
 # peak memory, largest training batch), a DFEW-shaped epoch taken apart (1,000 clips), the test pass with and
 # without view de-duplication, the CUDA test of tests/test_speedups.py, and predict.py on a 720p video.
 #
-#   OUT=/path/to/folder bash scripts/gpu_check.sh     # on the GPU machine (default OUT: output/gpu_check)
-#   bash scripts/gpu_check.sh --smoke                 # on a CPU: tiny model, a few clips, aot_eager compilation
+#   OUT=/path/to/folder bash benchmarks/gpu_check.sh     # on the GPU machine (default OUT: output/gpu_check)
+#   bash benchmarks/gpu_check.sh --smoke                 # on a CPU: tiny model, a few clips, aot_eager compilation
 #
 # Every part runs under its own time limit (a slow or hanging part leaves the others their time) and writes
 # $OUT/<part>.log and, when it finishes, $OUT/<part>.json; $OUT/parts.txt lists exit codes and durations; the
-# compact summary printed at the end (scripts/gpu_check_summary.py) is also in $OUT/summary.txt.
+# compact summary printed at the end (benchmarks/gpu_check_summary.py) is also in $OUT/summary.txt.
 set -uo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 PYTHON=${PYTHON:-$( [ -x .venv/bin/python ] && echo .venv/bin/python || echo python3 )}
@@ -53,10 +53,10 @@ part() {  # part NAME COMMAND...: the command under NAME's time limit, its outpu
 
 part env bash -c "nvidia-smi; $PYTHON -c 'import platform, torch, timm, einops; print(platform.python_version(),
   torch.__version__, timm.__version__, einops.__version__, torch.cuda.is_available() and torch.cuda.get_device_name())'"
-part profile "$PYTHON" scripts/profile_s2d.py "${PROFILE[@]}" --json "$OUT/profile.json"
-part benchmark "$PYTHON" scripts/benchmark_gpu.py "${BENCH[@]}" --json "$OUT/benchmark.json"
-part epoch "$PYTHON" scripts/benchmark_epoch.py "${EPOCH[@]}" --json "$OUT/epoch.json"
-part test_pass "$PYTHON" scripts/benchmark_gpu.py "${TEST[@]}" --variants none --max_batch '' \
+part profile "$PYTHON" benchmarks/profile_s2d.py "${PROFILE[@]}" --json "$OUT/profile.json"
+part benchmark "$PYTHON" benchmarks/benchmark_gpu.py "${BENCH[@]}" --json "$OUT/benchmark.json"
+part epoch "$PYTHON" benchmarks/benchmark_epoch.py "${EPOCH[@]}" --json "$OUT/epoch.json"
+part test_pass "$PYTHON" benchmarks/benchmark_gpu.py "${TEST[@]}" --variants none --max_batch '' \
   --json "$OUT/test_pass.json"
 part pytest "$PYTHON" -m pytest -q -p no:cacheprovider tests/test_speedups.py -k cuda_graph
 # predict.py's default detector runs MTCNN with the facenet-pytorch wheel's weight files; the GPU machine reaches
@@ -65,9 +65,9 @@ part pytest "$PYTHON" -m pytest -q -p no:cacheprovider tests/test_speedups.py -k
 if ! "$PYTHON" -c "import importlib.util, sys; sys.exit(importlib.util.find_spec('facenet_pytorch') is None)"; then
   "$PYTHON" -m pip install -q --no-deps --no-index .wheels/facenet_pytorch-*.whl
 fi
-part predict "$PYTHON" scripts/benchmark_predict.py "${PREDICT[@]}" --json "$OUT/predict.json"
+part predict "$PYTHON" benchmarks/benchmark_predict.py "${PREDICT[@]}" --json "$OUT/predict.json"
 
 echo "== summary ($OUT)"
 cat "$OUT/env.log" 2>/dev/null | tail -n 3
-"$PYTHON" scripts/gpu_check_summary.py "$OUT" | tee "$OUT/summary.txt"
+"$PYTHON" benchmarks/gpu_check_summary.py "$OUT" | tee "$OUT/summary.txt"
 cat "$OUT/parts.txt"

@@ -1,14 +1,14 @@
 """Where S2D's time goes: torch.profiler over inference and a fine-tuning training step, per module group.
 
-    python scripts/profile_s2d.py --device cuda                  # S2D base, bf16 autocast, batch 8 x 16 frames
-    python scripts/profile_s2d.py --device cpu --batch_size 1 --json profile.json
-    python scripts/profile_s2d.py --device cuda --speedups lean_layout,fold_landmark_bn
+    python benchmarks/profile_s2d.py --device cuda                  # S2D base, bf16 autocast, batch 8 x 16 frames
+    python benchmarks/profile_s2d.py --device cpu --batch_size 1 --json profile.json
+    python benchmarks/profile_s2d.py --device cuda --speedups lean_layout,fold_landmark_bn
 
 Each operator's own time goes to the innermost module group it ran in (forward hooks open a profiler scope per
 module; a backward operator goes to the group of the forward operator that created it, matched by the autograd
 sequence number), so the groups add up to the whole step. On CUDA the group times are kernel times on the
 device (not launch times); CPU times are shown beside them (the host side: Python, dispatch and launches).
-The step is the one of scripts/benchmark.py: landmark network included, the fine-tuning freezing, AdamW.
+The step is the one of benchmarks/benchmark.py: landmark network included, the fine-tuning freezing, AdamW.
 """
 import argparse
 import collections

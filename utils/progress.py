@@ -50,8 +50,8 @@ class ProgressLogger:
         return {name: all_reduce_mean(m.global_avg) for name, m in sorted(self.meters.items())}
 
     def log_every(self, iterable, total: int, samples_per_step: int = 1, steps_after: int = 0):
-        """Yield from `iterable` (`total` steps, 0 when unknown); `steps_after` more steps of the same kind follow in the
-        run (later epochs), so the run ETA extrapolates the mean step time over them too."""
+        """Yield from `iterable` (`total` steps, 0 when unknown); `steps_after` more steps of the same kind follow
+        in the run (later epochs), so the run ETA extrapolates the mean step time over them too."""
         start = last = time.time()
         for step, item in enumerate(iterable):
             yield item

@@ -1,9 +1,9 @@
 """Throughput and peak memory of predict.py on long videos (one face), and corpus throughput, with
 random-weight models.
 
-    python scripts/benchmark_predict.py --model s2d_tiny_patch8_112 --minutes 1 10 30
-    python scripts/benchmark_predict.py --model s2d_base_patch16_224 --minutes 1 --cpu_int8
-    python scripts/benchmark_predict.py --model s2d_tiny_patch8_112 --minutes 0.5 --corpus 8 --nproc 1 2
+    python benchmarks/benchmark_predict.py --model s2d_tiny_patch8_112 --minutes 1 10 30
+    python benchmarks/benchmark_predict.py --model s2d_base_patch16_224 --minutes 1 --cpu_int8
+    python benchmarks/benchmark_predict.py --model s2d_tiny_patch8_112 --minutes 0.5 --corpus 8 --nproc 1 2
 
 Writes a video per length in which a real face (matplotlib's sample photograph grace_hopper.jpg) drifts
 back and forth and changes size (320x240 by default, 25 fps), a random-weight checkpoint per model (16 frames, DFEW:
@@ -29,10 +29,10 @@ import numpy as np
 import torch
 from matplotlib import cbook
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))  # run as a file: import models
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a file: import models
 from models import build_model, save_checkpoint
 
+ROOT = Path(__file__).resolve().parents[1]
 FPS = 25
 
 
@@ -41,7 +41,8 @@ def face_placement(index, height):
     breathing size (period 8 s); the path and the face scale with the height (240 px: a face about 80 px)."""
     phase = 2 * np.pi * index / (8 * FPS)
     unit = height / 240
-    return int(unit * (60 + 50 * np.sin(phase))), int(unit * (12 + 10 * np.cos(phase))), unit * (0.3 + 0.05 * np.sin(phase))
+    return (int(unit * (60 + 50 * np.sin(phase))), int(unit * (12 + 10 * np.cos(phase))),
+            unit * (0.3 + 0.05 * np.sin(phase)))
 
 
 def write_long_video(path, minutes, width, height):
@@ -123,8 +124,8 @@ def main():
             for minutes in [] if args.corpus else args.minutes:
                 summary, peak_rss = run_predict(tmp / f"{minutes:g}min.mp4", tmp / f"{name}.pth",
                                                 tmp / f"{name}-{minutes:g}", args.device, args.cpu_int8)
-                results.append(dict(model=name, device=args.device, int8=args.cpu_int8, size=f"{args.width}x{args.height}",
-                                    minutes=minutes,
+                results.append(dict(model=name, device=args.device, int8=args.cpu_int8,
+                                    size=f"{args.width}x{args.height}", minutes=minutes,
                                     frames=summary["frames_decoded"], windows=summary["windows"],
                                     tracks=len(summary["tracks"]), seconds=summary["seconds"],
                                     video_frames_per_second=summary["video_frames_per_second"],

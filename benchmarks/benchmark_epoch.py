@@ -1,10 +1,10 @@
 """One DFEW-shaped training epoch taken apart: the data loader alone, the model alone, and the real epoch.
 
-    python scripts/benchmark_epoch.py --json epoch.json              # CUDA: 2,000 clips, batch 8, every core loads
-    python scripts/benchmark_epoch.py --device cpu --model s2d_tiny_patch8_64 --size 64 --frames 4 --clips 8 \\
+    python benchmarks/benchmark_epoch.py --json epoch.json              # CUDA: 2,000 clips, batch 8, every core loads
+    python benchmarks/benchmark_epoch.py --device cpu --model s2d_tiny_patch8_64 --size 64 --frames 4 --clips 8 \\
         --distinct 2 --batch_size 2 --workers 1                       # a quick check of the wiring on a CPU
 
-Clips: --distinct synthetic JPEG clips (scripts/benchmark_data.py's write_benchmark_clips), hard-linked under
+Clips: --distinct synthetic JPEG clips (benchmarks/benchmark_data.py's write_benchmark_clips), hard-linked under
 new names up to --clips (each clip is still decoded and augmented on its own). The loader, criterion (mixup,
 cutmix, label smoothing), model with the fine-tuning freezing, landmark network, AdamW and training loop are
 main_finetune.py's, with the DFEW recipe's flags (scripts/recipe_common.sh, scripts/ft_dfew.sh; random weights,

@@ -2,10 +2,10 @@
 frames, for inference and a training step; int8 inference on CPU; the test pass of a DFEW-shaped fold with
 and without view de-duplication; and the data loader per worker. Ratios are printed at the end.
 
-    python scripts/benchmark.py                                  # CPU: batch 1, fp32 and int8
-    python scripts/benchmark.py --device cuda                    # GPU: batch 8 (published), bf16 and fp16
-    python scripts/benchmark.py --device cuda --compile          # adds torch.compile rows
-    python scripts/benchmark.py --json results.json
+    python benchmarks/benchmark.py                                  # CPU: batch 1, fp32 and int8
+    python benchmarks/benchmark.py --device cuda                    # GPU: batch 8 (published), bf16 and fp16
+    python benchmarks/benchmark.py --device cuda --compile          # adds torch.compile rows
+    python benchmarks/benchmark.py --json results.json
 
 Each case runs in a fresh process (its peak memory is its own: max RSS on CPU, max allocated on CUDA);
 with --repeats N the cases run N times in alternation and each keeps its fastest step, so that the
@@ -234,9 +234,11 @@ def ratios(results, test_pass, pairs=None):
         if model == BASE and (VIT, mode, precision, compiled) in by_key:
             lines.append(f"S2D / plain ViT-B/16 time, {tag}: {seconds / by_key[(VIT, mode, precision, compiled)]:.3f}")
         if precision == "int8" and (model, mode, "fp32", compiled) in by_key:
-            lines.append(f"int8 speed-up over fp32, {model} {mode}: {by_key[(model, mode, 'fp32', compiled)] / seconds:.2f}x")
+            speed_up = by_key[(model, mode, 'fp32', compiled)] / seconds
+            lines.append(f"int8 speed-up over fp32, {model} {mode}: {speed_up:.2f}x")
         if compiled and (model, mode, precision, False) in by_key:
-            lines.append(f"torch.compile speed-up, {model} {tag}: {by_key[(model, mode, precision, False)] / seconds:.2f}x")
+            speed_up = by_key[(model, mode, precision, False)] / seconds
+            lines.append(f"torch.compile speed-up, {model} {tag}: {speed_up:.2f}x")
     if pairs:
         speed_ups = sorted(fp32 / int8 for fp32, int8 in pairs)
         lines.append(f"int8 speed-up over fp32, {BASE} inference, {len(pairs)} alternating pairs in one process: "
@@ -245,7 +247,8 @@ def ratios(results, test_pass, pairs=None):
         full, unique = test_pass["all views"], test_pass["distinct views"]
         lines.append(f"DFEW-shaped test pass ({test_pass['num_clips']} clips x 2 x 2 views): all views "
                      f"{full['seconds']:.1f} s ({full['forward_passes']} forward passes), distinct views "
-                     f"{unique['seconds']:.1f} s ({unique['forward_passes']}): {full['seconds'] / unique['seconds']:.2f}x "
+                     f"{unique['seconds']:.1f} s ({unique['forward_passes']}): "
+                     f"{full['seconds'] / unique['seconds']:.2f}x "
                      f"faster; UAR/WAR {full['uar']:.2f}/{full['war']:.2f} vs {unique['uar']:.2f}/{unique['war']:.2f}")
     return lines
 
@@ -309,7 +312,8 @@ def main(argv=None):
     print("\n".join(ratios(results, test_pass, pairs)), flush=True)
     data = None
     if not args.skip_data:
-        from benchmark_data import benchmark_loader, parse_args as data_args
+        from benchmark_data import benchmark_loader
+        from benchmark_data import parse_args as data_args
         data = benchmark_loader(data_args([]))
         print(f"data loader, one worker: {data['train_clips_per_s']} train clips/s, "
               f"{data['test_views_per_s']} test views/s")

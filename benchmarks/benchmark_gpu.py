@@ -1,8 +1,8 @@
 """S2D's opt-in speed-ups side by side with eager S2D and a plain ViT of the same backbone, in one process.
 
-    python scripts/benchmark_gpu.py --json gpu.json                  # CUDA, bf16: S2D base vs ViT-B/16, batch 8 and 32
-    python scripts/benchmark_gpu.py --test_clips 64 --variants none  # only the test pass (distinct views on/off)
-    python scripts/benchmark_gpu.py --device cpu --model s2d_tiny_patch8_64 --frames 2 --batches 1 \\
+    python benchmarks/benchmark_gpu.py --json gpu.json   # CUDA, bf16: S2D base vs ViT-B/16, batch 8 and 32
+    python benchmarks/benchmark_gpu.py --test_clips 64 --variants none  # only the test pass (distinct views on/off)
+    python benchmarks/benchmark_gpu.py --device cpu --model s2d_tiny_patch8_64 --frames 2 --batches 1 \\
         --iters 1 --warmup 1 --compile_backend aot_eager             # a quick check of the wiring on a CPU
 
 For every variant (built once) and mode (inference; training step with the fine-tuning freezing, AdamW) and
@@ -10,7 +10,7 @@ batch: the first step (compilation, CUDA-graph capture and cuDNN autotuning happ
 --iters steps, the peak memory (max allocated after the warm-up) and the time relative to the plain ViT's
 eager step. Order: the eager variants (CUDA graphs included), the largest training batch that fits (doubling
 from the largest --batches, then halving the gap), the compiled variants (at --compiled_batches only), the
-ratios; optionally the multi-view test pass of scripts/benchmark.py. The landmark network is part of every
+ratios; optionally the multi-view test pass of benchmarks/benchmark.py. The landmark network is part of every
 S2D step; the ViT runs on the same frames (all its weights trained in its training step: full fine-tuning).
 Results go to --json after every row, so a run cut short keeps what it measured.
 """
@@ -101,7 +101,7 @@ def largest_batch(args, name, start):
     base, (modules, forward, size) = build_variant(args, name)
     result = search_largest(lambda batch: measure({**base, "mode": "train", "batch": batch, "warmup": 1, "iters": 2},
                                                   modules, forward, size), start, args.max_batch_tries)
-    del modules, forward
+    modules = forward = None  # freed before the caches are emptied
     empty_caches()
     return result
 

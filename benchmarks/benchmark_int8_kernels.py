@@ -3,7 +3,7 @@ in dynamic int8 packed for each quantized engine of this PyTorch: the measuremen
 `models.quantize.quantize_int8` packs for. Run it on a quiet machine; the engines alternate, each keeps its
 fastest call.
 
-    python scripts/benchmark_int8_kernels.py
+    python benchmarks/benchmark_int8_kernels.py
 """
 import argparse
 import sys

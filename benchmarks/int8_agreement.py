@@ -1,7 +1,7 @@
 """Agreement of --cpu_int8 with float32 on a test set: top-1 agreement, largest class-probability difference,
 UAR/WAR and test time of both, for any fine-tuned checkpoint and data (main_finetune.py's flags).
 
-    python scripts/int8_agreement.py --finetune output/demo/checkpoint.pth --model s2d_tiny_patch8_64 \
+    python benchmarks/int8_agreement.py --finetune output/demo/checkpoint.pth --model s2d_tiny_patch8_64 \
         --data_set DFEW --data_path data/synthetic_dfew_64px_100x4f/clips \
         --test_label_path data/synthetic_dfew_64px_100x4f/splits/test_set_1.csv --input_size 64 --short_side_size 64 \
         --num_frames 4 --landmark_weights random --batch_size 8 --num_workers 0

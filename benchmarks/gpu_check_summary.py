@@ -1,7 +1,7 @@
-"""The compact summary of a scripts/gpu_check.sh run, from the JSON files it left in its output folder (each
+"""The compact summary of a benchmarks/gpu_check.sh run, from the JSON files it left in its output folder (each
 part's own printing is in its .log); parts that did not finish are named, the ratios come from the rows saved.
 
-    python scripts/gpu_check_summary.py OUT
+    python benchmarks/gpu_check_summary.py OUT
 """
 import json
 import sys

@@ -1,0 +1,69 @@
+"""Helpers the test modules share (fixtures are in conftest.py): tiny models and inputs, tiny checkpoints,
+running main_finetune.py and reading its log."""
+import argparse
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import torch
+
+from models import S2D, build_model, save_checkpoint
+
+ROOT = Path(__file__).resolve().parents[1]
+KEYS = json.loads((Path(__file__).parent / 'data' / 'keys_s2d_base.json').read_text())
+TINY = dict(img_size=16, patch_size=4, embed_dim=64, depth=4, num_heads=4, num_frames=3,
+            num_classes=5, landmark_channels=6, adapter_ratio=0.25, prompt_hidden=4)
+# MKL's results may depend on memory alignment; strict mode keeps reruns bit-identical (needed for exact resume).
+ENV = {**os.environ, "PYTHONWARNINGS": "ignore", "MKL_CBWR": "AUTO,STRICT"}
+
+
+def tiny_model(seed=0, **overrides):
+    torch.manual_seed(seed)
+    return S2D(**{**TINY, **overrides})
+
+
+def tiny_inputs(model, batch=2, seed=1, dtype=torch.float32):
+    g = torch.Generator().manual_seed(seed)
+    t, s, grid = model.num_frames, model.img_size, model.grid_size
+    video = torch.randn(batch, 3, t, s, s, generator=g, dtype=dtype)
+    landmarks = torch.randn(batch * t, model.landmark_channels, grid, grid, generator=g, dtype=dtype)
+    return video, landmarks
+
+
+@torch.no_grad()
+def randomize(model, seed=2):
+    """Large random values everywhere so every path of the forward matters numerically."""
+    g = torch.Generator().manual_seed(seed)
+    for name, p in model.named_parameters():
+        noise = torch.randn(p.shape, generator=g, dtype=p.dtype) * 0.3
+        if name.endswith('smooth'):
+            p.copy_(2.0 + noise.abs())
+        elif 'norm' in name and name.endswith('weight'):
+            p.copy_(1.0 + noise)
+        else:
+            p.copy_(noise)
+    return model
+
+
+def tiny_checkpoint(path, num_frames=4, data_set="DFEW", num_classes=7, model="s2d_tiny_patch8_64",
+                    with_args=True):
+    """A fine-tuned-layout checkpoint of a random-weight video model (stored args as this project writes them)."""
+    torch.manual_seed(0)
+    state = build_model(model, num_classes=num_classes, num_frames=num_frames).state_dict()
+    args = argparse.Namespace(model=model, num_frames=num_frames, data_set=data_set, scale_factor=0.25)
+    save_checkpoint({"model": state, "epoch": "best", **({"args": args} if with_args else {})}, path)
+    return path
+
+
+def run_main(args, check=True, launcher=(sys.executable, "main_finetune.py")):
+    result = subprocess.run([*launcher, *args], cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=600)
+    if check and result.returncode != 0:
+        raise AssertionError(f"main_finetune.py failed ({result.returncode}):\n{result.stdout[-3000:]}\n"
+                             f"{result.stderr[-3000:]}")
+    return result
+
+
+def read_log(output_dir):
+    return [json.loads(line) for line in (Path(output_dir) / "log.txt").read_text().splitlines()]
