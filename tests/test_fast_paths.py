@@ -8,10 +8,11 @@ import torch
 from timm.layers import Attention
 from torch.utils.data import DataLoader
 
-from engine import ProgressLogger, evaluate, train_one_epoch
+from engine import evaluate, train_one_epoch
 from models import LandmarkFeatures, build_model
 from models.fast_paths import prepare_for_speed
 from models.quantize import int8_engine, quantize_int8
+from utils.progress import ProgressLogger
 
 CPU = torch.device("cpu")
 
