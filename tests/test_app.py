@@ -157,7 +157,7 @@ def served_app(demo_dir, tmp_path):
                                   cwd=demo_dir, env=dict(os.environ, TMPDIR=str(temp), CUDA_VISIBLE_DEVICES=""),
                                   stdout=handle, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}/"
-    deadline = time.time() + 40
+    deadline = time.time() + 120  # start-up imports gradio and torch: slow on a loaded machine
     while True:
         try:
             urllib.request.urlopen(url, timeout=1)
