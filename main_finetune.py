@@ -184,9 +184,10 @@ def set_seed(seed: int) -> None:
 
 
 def _eval_loader(dataset, sampler, batch_size, args, collate_fn=None):
+    """Validation or test loader; its workers' seeds come from the global torch RNG, as the original's do (the
+    random validation windows then resume exactly: the RNG states are checkpointed)."""
     return DataLoader(dataset, sampler=sampler, batch_size=batch_size, num_workers=args.num_workers,
-                      pin_memory=args.pin_mem and args.device.startswith("cuda"), collate_fn=collate_fn,
-                      generator=torch.Generator().manual_seed(args.seed))
+                      pin_memory=args.pin_mem and args.device.startswith("cuda"), collate_fn=collate_fn)
 
 
 def build_test_loader(args, num_tasks, rank):
