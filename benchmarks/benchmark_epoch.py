@@ -32,6 +32,7 @@ import engine  # noqa: E402
 import main_finetune  # noqa: E402
 from models import build_landmark, freeze_for_finetuning  # noqa: E402
 from models.fast_paths import prepare_for_speed  # noqa: E402
+from utils.progress import ProgressLogger  # noqa: E402
 
 
 def write_clips(root: Path, num_clips: int, distinct: int, frames: int, size: int) -> Path:
@@ -107,7 +108,7 @@ def run(args):
             engine.train_one_epoch(model, landmark, criterion, batches, optimizer, device, 0,
                                    steps_per_epoch=num_steps, update_freq=1, lr_schedule=[recipe.lr] * num_steps,
                                    wd_schedule=[recipe.weight_decay] * num_steps, amp_dtype=amp_dtype,
-                                   mixup_fn=mixup_fn, progress=engine.ProgressLogger("epoch", print_freq=num_steps))
+                                   mixup_fn=mixup_fn, progress=ProgressLogger("epoch", print_freq=num_steps))
 
         loader_s = timed(lambda: [None for _ in loader])
         batch = next(iter(loader))

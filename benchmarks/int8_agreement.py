@@ -19,6 +19,7 @@ import engine  # noqa: E402
 from main_finetune import build_test_loader, create_model, get_args_parser  # noqa: E402
 from models import build_landmark, load_checkpoint  # noqa: E402
 from models.quantize import quantize_int8  # noqa: E402
+from utils.progress import ProgressLogger  # noqa: E402
 
 
 def compare(args):
@@ -34,7 +35,7 @@ def compare(args):
         start = time.perf_counter()
         metrics, (_, _, scores[name]), *_ = engine.evaluate(
             candidate, landmark, loader, torch.device("cpu"), args.nb_classes,
-            progress=engine.ProgressLogger(f"{name}:", args.print_freq))
+            progress=ProgressLogger(f"{name}:", args.print_freq))
         results[name] = {"seconds": round(time.perf_counter() - start, 2), "uar": metrics["uar"],
                          "war": metrics["war"]}
     agree = scores["fp32"].argmax(1) == scores["int8"].argmax(1)

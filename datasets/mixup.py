@@ -3,6 +3,8 @@ import numpy as np
 import torch
 from timm.data import Mixup
 
+MIXUP_MODES = ("batch", "pair", "elem")
+
 
 def cutmix_box(height: int, width: int, lam: float, minmax=None) -> tuple[tuple[int, int, int, int], float]:
     """((top, bottom, left, right), lambda corrected to the box's area) of a CutMix box, with numpy's RNG.

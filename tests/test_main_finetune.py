@@ -12,9 +12,10 @@ import pytest
 import torch
 
 from datasets.synthetic import write_synthetic_dfew
-from engine import SDL, NonFiniteLossError, ProgressLogger, train_one_epoch
+from engine import SDL, NonFiniteLossError, train_one_epoch
 from models import LandmarkFeatures, build_model
 from tests.helpers import ENV, ROOT, read_log, run_main
+from utils.progress import ProgressLogger
 
 EPOCHS = 2
 

@@ -172,7 +172,8 @@ def test_training_augmentation_with_the_same_seeds_equals_the_original(tmp_path)
     """Frame window, resize, RandAugment, crop, flip and clip erasing: the same clips from the same seeds."""
     fixture = load("augment")
     csv_path = write_clips(tmp_path, fixture["clip_ids"], [frames.numpy() for frames in fixture["frames"]])
-    options = dict(clip_len=fixture["clip_len"], input_size=fixture["input_size"], short_side_size=fixture["short_side"])
+    options = dict(clip_len=fixture["clip_len"], input_size=fixture["input_size"],
+                   short_side_size=fixture["short_side"])
     for case in fixture["train"]:
         config = case["config"]
         train = dataset(tmp_path, csv_path, "train", num_sample=1, aa=config["aa"], reprob=config["reprob"],
