@@ -296,7 +296,7 @@ def invalid_flags(args) -> list[str]:
           for flag in ("output_dir", "log_dir")),
     ]
     problems = [f"{_shown(flag, getattr(args, flag))}: expected {expected}" for flag, ok, expected in checks if not ok]
-    if config is not None and args.data_set in {**DATASETS, **ALIASES}:
+    if config is not None and (args.nb_classes is None or args.nb_classes >= 1):
         try:
             dataset_spec(args)
         except ValueError as error:
