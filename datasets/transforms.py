@@ -31,7 +31,9 @@ class ClipRandAugment:
     """
 
     def __init__(self, config_str: str, input_size: int, interpolation: str):
-        hparams = dict(translate_const=int(input_size * 0.45), interpolation=str_to_pil_interp(interpolation))
+        hparams = dict(translate_const=int(input_size * 0.45))
+        if interpolation != "random":  # random: bilinear or bicubic drawn per operation (per clip here)
+            hparams["interpolation"] = str_to_pil_interp(interpolation)
         self.rand_augment = rand_augment_transform(config_str, hparams)
 
     def __call__(self, frames: list[Image.Image]) -> list[Image.Image]:

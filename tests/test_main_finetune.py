@@ -14,8 +14,10 @@ import pytest
 import torch
 
 import main_finetune
+from datasets import build_dataset
 from datasets.synthetic import write_synthetic_dfew
 from engine import SDL, NonFiniteLossError, classification_metrics, train_one_epoch
+from engine.state import rng_state, set_rng_state
 from models import LandmarkFeatures, build_model
 from tests.helpers import ENV, ROOT, read_log, run_main
 from utils.progress import ProgressLogger
@@ -190,6 +192,27 @@ def test_a_tiny_model_learns_a_few_synthetic_clips(tmp_path, capsys):
     capsys.readouterr()
     assert final["final_last_num_clips"] == 6
     assert final["final_last_uar"] >= 80.0 and final["final_last_war"] >= 80.0
+
+
+def test_random_validation_windows_come_back_with_the_checkpointed_rng_states(tmp_path):
+    """Validation draws a random window from clips longer than --num_frames, in DataLoader workers seeded from the
+    global torch RNG (as the original's): restoring the RNG states a checkpoint holds draws the same windows."""
+    write_synthetic_dfew(tmp_path, clips_per_class=5, num_frames=8, size=64, folds=1, seed=0)
+    args = main_finetune.get_args_parser().parse_args([
+        "--model", "s2d_tiny_patch8_64", "--data_path", str(tmp_path / "clips"), "--input_size", "64",
+        "--short_side_size", "64", "--num_frames", "2", "--num_workers", "2", "--device", "cpu",
+        "--val_label_path", str(tmp_path / "splits" / "test_set_1.csv")])
+    dataset, _ = build_dataset(is_train=False, test_mode=False, args=args)
+    loader = main_finetune._eval_loader(dataset, None, 4, args)
+
+    def windows():
+        return torch.cat([videos.flatten(1) for videos, *_ in loader])
+
+    torch.manual_seed(0)
+    state = rng_state()
+    first, second = windows(), windows()
+    set_rng_state(state)
+    assert torch.equal(windows(), first) and not torch.equal(first, second)
 
 
 def test_pred_csv_keeps_clip_ids_with_commas_and_quotes(tmp_path):
