@@ -13,16 +13,19 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+from timm.data import rand_augment_transform
 from timm.loss import LabelSmoothingCrossEntropy, SoftTargetCrossEntropy
-from timm.optim import create_optimizer_v2
+from timm.optim import create_optimizer_v2, list_optimizers
 from timm.utils import ModelEmaV3
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, DistributedSampler
 
 from datasets import BadClipError, ClassBalancedSampler, VideoMixup, build_dataset, multiple_samples_collate
 from datasets.bad_clips import TooManyBadClipsError
-from datasets.build import ALIASES, DATASETS, is_image_dataset
+from datasets.build import ALIASES, DATASETS, dataset_spec, is_image_dataset
 from datasets.check import check_data_of_args
+from datasets.mixup import MIXUP_MODES
+from datasets.random_erasing import MODES as ERASING_MODES
 from datasets.unique_views import UniqueTestViews, collate_views
 from engine import (
     SDL,
@@ -43,9 +46,18 @@ from engine.bad_clips import (
     without_skipped_clips,
 )
 from engine.metrics import format_confusion_matrix, plot_confusion_matrix
-from models import build_landmark, build_model, freeze_for_finetuning, is_image_model, load_checkpoint, save_checkpoint
+from models import (
+    MODEL_CONFIGS,
+    build_landmark,
+    build_model,
+    freeze_for_finetuning,
+    is_image_model,
+    load_checkpoint,
+    save_checkpoint,
+)
 from models.fast_paths import EQUAL_SPEEDUPS, prepare_for_speed
 from models.quantize import quantize_int8
+from models.tma import TEMPORAL_ATTENTION_HEADS
 from utils.device import DeviceError, choose_device, training_autocast_dtype
 from utils.distributed import barrier, get_rank, get_world_size, init_distributed_mode, is_distributed, is_main_process
 from utils.files import write_csv_atomically, write_text_atomically
@@ -177,6 +189,128 @@ def get_args_parser():
     return p
 
 
+INTERPOLATIONS = ("bicubic", "bilinear", "lanczos", "hamming", "random")  # the original's; random: per operation
+POSITIVE = "a positive integer"
+PROBABILITY = "a number in [0, 1]"
+
+
+def _shown(flag: str, value) -> str:
+    """`--flag value` as typed (a switch alone, an empty or spaced string quoted)."""
+    if isinstance(value, bool):
+        return f"--{flag}"
+    if isinstance(value, (list, tuple)):
+        value = " ".join(map(str, value))
+    elif isinstance(value, str) and (not value or " " in value):
+        value = repr(value)
+    return f"--{flag} {value}"
+
+
+def _is_rand_augment(policy) -> bool:
+    if policy in (None, "", "none"):
+        return True
+    try:
+        return policy.startswith("rand") and rand_augment_transform(policy, {}) is not None
+    except (AssertionError, ValueError, KeyError):
+        return False
+
+
+def _is_optimizer(name: str) -> bool:
+    return name.lower().removeprefix("lookahead_") in list_optimizers()
+
+
+def _adapter_fits(config, ratio) -> bool:
+    hidden = int(config["embed_dim"] * ratio)
+    return hidden > 0 and hidden % TEMPORAL_ATTENTION_HEADS == 0
+
+
+def invalid_flags(args) -> list[str]:
+    """One line per invalid flag value: the flag, its value and what is expected (docs/TRAINING.md, "Flags checked
+    at start-up"). Looks only at the arguments and at whether the named files and folders exist."""
+    config = MODEL_CONFIGS.get(args.model)
+    video = config is not None and not is_image_model(args.model)
+    mixing = not args.ban_mixup and (args.mixup > 0 or args.cutmix > 0 or args.cutmix_minmax is not None)
+    minmax, betas = args.cutmix_minmax, args.opt_betas
+    label_files = ("train_label_path", "val_label_path", "test_label_path")
+    required = () if args.check_data else ("test_label_path",) if args.eval else ("train_label_path",
+                                                                                   "test_label_path")
+    checks = [
+        *((flag, getattr(args, flag) >= 1, POSITIVE) for flag in (
+            "batch_size", "epochs", "update_freq", "save_ckpt_freq", "print_freq", "num_frames", "sampling_rate",
+            "test_num_segment", "test_num_crop", "num_sample", "recount", "qs", "sdl_update_freq")),
+        ("model", config is not None, f"one of {', '.join(sorted(MODEL_CONFIGS))}"),
+        ("model", not (video and is_image_dataset(args.data_set)),
+         f"an image model: --data_set {args.data_set} holds images; train an image model (s2d_image_*) on it"),
+        ("input_size", config is None or args.input_size == config["img_size"],
+         f"{config and config['img_size']}, the input size of --model {args.model}"),
+        ("short_side_size", args.short_side_size >= args.input_size, f"at least --input_size {args.input_size}"),
+        ("nb_classes", args.nb_classes is None or args.nb_classes >= 1, POSITIVE),
+        ("scale_factor", not video or _adapter_fits(config, args.scale_factor),
+         f"a ratio r > 0 with int({config and config['embed_dim']} x r) a multiple of {TEMPORAL_ATTENTION_HEADS} "
+         "(the temporal attention's heads)"),
+        ("dropout_ratio", 0 <= args.dropout_ratio < 1, "a number in [0, 1)"),
+        ("drop_path", 0 <= args.drop_path < 1, "a number in [0, 1)"),
+        ("model_ema_decay", 0 <= args.model_ema_decay <= 1, PROBABILITY),
+        ("K", 1 <= args.K <= args.qs, f"an integer in [1, --qs {args.qs}]"),
+        ("opt", _is_optimizer(args.opt), "a timm optimizer name such as adamw, sgd or momentum"),
+        ("opt_eps", args.opt_eps > 0, "a positive number"),
+        ("opt_betas", betas is None or (len(betas) == 2 and all(0 <= b < 1 for b in betas)),
+         "two numbers in [0, 1)"),
+        ("momentum", 0 <= args.momentum <= 1, PROBABILITY),
+        ("clip_grad", args.clip_grad is None or args.clip_grad > 0, "a positive gradient norm"),
+        ("weight_decay", args.weight_decay >= 0, "a non-negative number"),
+        ("weight_decay_end", args.weight_decay_end is None or args.weight_decay_end >= 0, "a non-negative number"),
+        ("lr", args.lr > 0, "a positive number"),
+        *((flag, getattr(args, flag) >= 0, "a non-negative number") for flag in (
+            "min_lr", "warmup_lr", "color_jitter", "mixup", "cutmix")),
+        ("layer_decay", 0 < args.layer_decay <= 1, "a number in (0, 1]"),
+        ("warmup_epochs", args.warmup_epochs >= 0, "a non-negative integer"),
+        ("warmup_steps", args.warmup_steps >= -1, "-1 (use --warmup_epochs) or a non-negative integer"),
+        ("aa", _is_rand_augment(args.aa), "none or a RandAugment policy such as rand-m7-n4-mstd0.5-inc1"),
+        ("smoothing", 0 <= args.smoothing < 1, "a number in [0, 1)"),
+        ("train_interpolation", args.train_interpolation in INTERPOLATIONS, f"one of {', '.join(INTERPOLATIONS)}"),
+        ("reprob", 0 <= args.reprob <= 1, PROBABILITY),
+        ("remode", args.remode in ERASING_MODES, f"one of {', '.join(ERASING_MODES)}"),
+        ("cutmix_minmax", minmax is None or (len(minmax) == 2 and 0 < minmax[0] < minmax[1] <= 1),
+         "two ratios 0 < min < max <= 1"),
+        ("mixup_prob", 0 <= args.mixup_prob <= 1, PROBABILITY),
+        ("mixup_switch_prob", 0 <= args.mixup_switch_prob <= 1, PROBABILITY),
+        ("mixup_mode", args.mixup_mode in MIXUP_MODES, f"one of {', '.join(MIXUP_MODES)}"),
+        ("batch_size", not mixing or args.batch_size * args.num_sample % 2 == 0,
+         "an even number of clips per step (--batch_size x --num_sample) for mixup/cutmix, or --ban_mixup"),
+        ("max_bad_fraction", 0 <= args.max_bad_fraction <= 1, PROBABILITY),
+        ("num_workers", args.num_workers >= 0, "a non-negative integer"),
+        ("seed", 0 <= args.seed < 2 ** 31, "an integer in [0, 2**31)"),
+        ("data_path", os.path.isdir(args.data_path), "an existing folder of clip frames (docs/DATA.md)"),
+        *((flag, os.path.isfile(getattr(args, flag)) if getattr(args, flag) or flag in required else True,
+           "an existing annotation CSV file (docs/DATA.md)") for flag in label_files),
+        ("landmark_weights", args.landmark_weights == "random" or os.path.isfile(args.landmark_weights),
+         "the MobileFaceNet weights file (ckpts/README.md) or random"),
+        *((flag, not getattr(args, flag) or os.path.isfile(getattr(args, flag)), "an existing checkpoint file")
+          for flag in ("finetune", "resume")),
+        ("eval", not args.eval or bool(args.resume or args.finetune),
+         "the checkpoint to evaluate, given with --resume or --finetune"),
+        ("cpu_int8", not args.cpu_int8 or args.eval, "--eval: int8 is for evaluating on the CPU"),
+        ("check_data", not args.check_data or any(getattr(args, flag) for flag in label_files),
+         "at least one of --train_label_path, --val_label_path, --test_label_path"),
+        *((flag, not getattr(args, flag) or not os.path.isfile(getattr(args, flag)), "a folder, not a file")
+          for flag in ("output_dir", "log_dir")),
+    ]
+    problems = [f"{_shown(flag, getattr(args, flag))}: expected {expected}" for flag, ok, expected in checks if not ok]
+    if config is not None and (args.nb_classes is None or args.nb_classes >= 1):
+        try:
+            dataset_spec(args)
+        except ValueError as error:
+            problems.append(str(error))
+    return problems
+
+
+def check_args(args) -> None:
+    """Exit with one line per invalid flag before anything is built or read."""
+    problems = invalid_flags(args)
+    if problems:
+        sys.exit("\n".join(f"error: {problem}" for problem in problems))
+
+
 def set_seed(seed: int) -> None:
     torch.manual_seed(seed)
     np.random.seed(seed)
@@ -184,9 +318,10 @@ def set_seed(seed: int) -> None:
 
 
 def _eval_loader(dataset, sampler, batch_size, args, collate_fn=None):
+    """Validation or test loader; its workers' seeds come from the global torch RNG, as the original's do (the
+    random validation windows then resume exactly: the RNG states are checkpointed)."""
     return DataLoader(dataset, sampler=sampler, batch_size=batch_size, num_workers=args.num_workers,
-                      pin_memory=args.pin_mem and args.device.startswith("cuda"), collate_fn=collate_fn,
-                      generator=torch.Generator().manual_seed(args.seed))
+                      pin_memory=args.pin_mem and args.device.startswith("cuda"), collate_fn=collate_fn)
 
 
 def build_test_loader(args, num_tasks, rank):
@@ -224,9 +359,6 @@ def create_model(args):
     """The --model for the data set: a video model (S2D) or a static-stage image model (S2DImage)."""
     if is_image_model(args.model):
         return build_model(args.model, num_classes=args.nb_classes, drop_path_rate=args.drop_path)
-    if is_image_dataset(args.data_set):
-        sys.exit(f"error: --data_set {args.data_set} holds images: train an image model (s2d_image_*) on it, "
-                 f"not the video model {args.model}")
     return build_model(args.model, num_classes=args.nb_classes, num_frames=args.num_frames,
                        head_dropout=args.dropout_ratio, adapter_ratio=args.scale_factor,
                        drop_path_rate=args.drop_path)
@@ -297,7 +429,7 @@ def start_run(args):
         amp_dtype = training_autocast_dtype(device, args.amp_dtype)
     except DeviceError as error:
         sys.exit(f"error: {error}")
-    if args.cpu_int8 and not (args.eval and device.type == "cpu"):
+    if args.cpu_int8 and device.type != "cpu":
         sys.exit("error: --cpu_int8 is for --eval on the CPU (pass --eval --device cpu)")
     set_seed(args.seed + get_rank())
     if args.output_dir:
@@ -325,8 +457,6 @@ def build_models(args, device):
     freezing, the landmark network, SDL and EMA, int8, the speed-ups and DDP."""
     model = create_model(args)
     if args.eval:
-        if not (args.resume or args.finetune):
-            sys.exit("error: --eval needs the checkpoint to evaluate, given with --resume or --finetune")
         load_checkpoint(model, args.resume or args.finetune, "finetuned", trust=args.trust_checkpoint)
     elif args.finetune:
         load_checkpoint(model, args.finetune, "pretrained", trust=args.trust_checkpoint)
@@ -496,6 +626,7 @@ def evaluate_checkpoint(args, models, loader_test, device, amp_dtype, names):
 
 
 def main(args):
+    check_args(args)
     if args.check_data:
         sys.exit(1 if check_data_of_args(args) else 0)
     device, amp_dtype = start_run(args)

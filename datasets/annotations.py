@@ -20,7 +20,7 @@ class Clip:
     clip_id: str  # the path exactly as written in the CSV, relative to the data root
     label: int
     folder: str
-    frame_names: np.ndarray  # sorted file names; a numpy array keeps forked workers from copying it
+    frame_names: np.ndarray  # file names in frame order; a numpy array keeps forked workers from copying it
     csv_path: str = ""
     line: int = 0  # line of the CSV row
 
@@ -41,8 +41,14 @@ def _is_int(text: str) -> bool:
 
 
 def _frame_names(folder: str, extensions: tuple[str, ...]) -> list[str]:
-    return sorted(entry.name for entry in os.scandir(folder)
-                  if entry.is_file() and os.path.splitext(entry.name)[1].lower() in extensions)
+    """File-name order; numeric order when every name is a number (1.jpg ... 10.jpg; zero-padded names such as
+    the official 00001.jpg sort the same either way)."""
+    names = sorted(entry.name for entry in os.scandir(folder)
+                   if entry.is_file() and os.path.splitext(entry.name)[1].lower() in extensions)
+    stems = [os.path.splitext(name)[0] for name in names]
+    if all(stem.isascii() and stem.isdigit() for stem in stems):
+        return [name for _, name in sorted(zip(map(int, stems), names))]
+    return names
 
 
 def _check_row(row: list[str], data_path: str, nb_classes: int, extensions: tuple[str, ...],

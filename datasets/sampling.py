@@ -1,10 +1,10 @@
-"""Which frames of a clip make up a training sample, the validation view and each test view."""
+"""Which frames of a clip make up a training sample or validation view, and each test view."""
 import numpy as np
 
 
 def train_frame_indices(num_frames: int, clip_len: int, sampling_rate: int) -> np.ndarray:
-    """One random window of `clip_len` indices (docs/TRAINING.md, "Clip sampling and augmentation"); uses numpy's
-    global RNG."""
+    """One random window of `clip_len` indices, for training and validation (docs/TRAINING.md, "Clip sampling and
+    augmentation"); uses numpy's global RNG (one draw when the clip is longer than the window)."""
     window = clip_len * sampling_rate
     if num_frames <= window:
         indices = np.linspace(0, num_frames, num=num_frames // sampling_rate)

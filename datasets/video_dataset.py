@@ -13,7 +13,8 @@ class VideoClsDataset(Dataset):
     """Clips listed in `anno_path` (header, then `clip path,label`), frames under `data_path/<clip path>/`.
 
     Items: 'train' -> (video, label, index), or lists of `num_sample` augmentations of the same frames;
-    'validation' -> (video, label, clip_id); 'test' -> (video, label, clip_id, segment, crop), with
+    'validation' -> (video, label, clip_id) of one random window drawn by the training rule, as the original
+    does, centre-cropped; 'test' -> (video, label, clip_id, segment, crop), with
     item i holding view (segment, crop) = divmod(i // len(clips), test_num_crop) of clip i % len(clips).
     Videos are float (3, clip_len, input_size, input_size). With `images`, the CSV rows name image
     files instead of clip folders, each a one-frame clip (use clip_len 1 and one test view).
@@ -68,9 +69,13 @@ class VideoClsDataset(Dataset):
             return self._validation_item(index)
         return self._test_item(index)
 
+    def _random_window(self, clip):
+        """The frames of one random window (training and validation: the original's rule for both)."""
+        return load_frames(clip, train_frame_indices(len(clip.frame_names), self.clip_len, self.sampling_rate))
+
     def _train_item(self, index: int):
         clip = self.clips[index]
-        frames = load_frames(clip, train_frame_indices(len(clip.frame_names), self.clip_len, self.sampling_rate))
+        frames = self._random_window(clip)
         if self.num_sample == 1:
             return self.transform(frames), clip.label, index
         videos = [self.transform(frames) for _ in range(self.num_sample)]
@@ -78,8 +83,7 @@ class VideoClsDataset(Dataset):
 
     def _validation_item(self, index: int):
         clip = self.clips[index]
-        indices = all_frame_indices(len(clip.frame_names), self.clip_len, self.sampling_rate)[:self.clip_len]
-        return self.transform(load_frames(clip, indices)), clip.label, clip.clip_id
+        return self.transform(self._random_window(clip)), clip.label, clip.clip_id
 
     def test_view(self, index: int):
         """(clip, segment, crop, frame indices, crop start) of test item `index`: two items of the same clip

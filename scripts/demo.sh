@@ -14,7 +14,8 @@
 # Both stages use the fixed-seed RANDOM landmark network (no MobileFaceNet weights are downloaded), so
 # the landmark branch here carries no real landmark information.
 # Measured (2026-11-25, 2-core AMD EPYC, set-up already done): 2 min 38 s in all; test clips UAR/WAR
-# 79.29%/79.29% for the static model, 85.71%/85.71% for the video model (final_last_* in log.txt).
+# 79.29%/79.29% for the static model; the video model 82.86%/82.86% (2026-12-01, with the original's clip-level
+# erasing and validation windows; final_last_* in log.txt).
 # Every value can be overridden from the environment, e.g. EPOCHS=5 bash scripts/demo.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -4,6 +4,9 @@ source "$(dirname "$0")/recipe_common.sh"
 DATA_PATH=${DATA_PATH:-data/DFEW/Clip/clip_224x224_16f}
 LABEL_ROOT=${LABEL_ROOT:-data/DFEW/EmoLabel_DataSplit}
 FOLDS=${FOLDS:-1 2 3 4 5}
+require_inputs DFEW "$DATA_PATH" $(for fold in $FOLDS; do
+  echo "$LABEL_ROOT/train(single-labeled)/train_set_${fold}.csv" "$LABEL_ROOT/test(single-labeled)/test_set_${fold}.csv"
+done)
 
 for fold in $FOLDS; do
   run_fold "$OUTPUT_ROOT/dfew/split0${fold}_$(run_name)" \

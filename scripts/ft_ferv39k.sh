@@ -5,6 +5,7 @@
 source "$(dirname "$0")/recipe_common.sh"
 DATA_PATH=${DATA_PATH:-data/FERV39K/2_ClipsforFaceCrop}
 LABEL_ROOT=${LABEL_ROOT:-data/FERV39K/Annotation}
+require_inputs FERV39K "$DATA_PATH" "$LABEL_ROOT/train.csv" "$LABEL_ROOT/test.csv"
 
 run_fold "$OUTPUT_ROOT/ferv39k/all_$(run_name)" \
   --data_set FERV39K --nb_classes 7 --data_path "$DATA_PATH" \

@@ -4,6 +4,9 @@ source "$(dirname "$0")/recipe_common.sh"
 DATA_PATH=${DATA_PATH:-data/MAFW/data/frames/frames_crop_align_224}
 LABEL_ROOT=${LABEL_ROOT:-data/MAFW/anno/single/no_caption}
 FOLDS=${FOLDS:-1 2 3 4 5}
+require_inputs MAFW "$DATA_PATH" $(for fold in $FOLDS; do
+  echo "$LABEL_ROOT/set_${fold}/train.csv" "$LABEL_ROOT/set_${fold}/test.csv"
+done)
 
 for fold in $FOLDS; do
   run_fold "$OUTPUT_ROOT/mafw/split0${fold}_$(run_name)" \

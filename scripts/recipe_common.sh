@@ -49,6 +49,29 @@ if [ "$OVERSAMPLE" = 1 ]; then
   COMMON_FLAGS+=(--use_bds)
 fi
 
+# require_inputs NAME DATA_PATH LABEL_FILE...: stop with one message naming every input of the recipe that is missing
+# and where to get it, before anything starts (CHECK_ONLY=1: check, then exit; run.sh checks every recipe first).
+require_inputs() {
+  local name=$1 data_path=$2 missing=() label
+  shift 2
+  [ -d "$data_path" ] || missing+=("frame folder $data_path (DATA_PATH): the dataset's face frames, see docs/DATA.md")
+  for label in "$@"; do
+    [ -f "$label" ] || missing+=("annotation file $label (LABEL_ROOT): docs/DATA.md, scripts/convert_*.py")
+  done
+  [ -f "$PRETRAINED" ] || missing+=("static checkpoint $PRETRAINED (PRETRAINED): from the Hugging Face repository \
+cyinen/S2D with scripts/download_checkpoints.py (--list shows its files), see ckpts/README.md")
+  [ "$LANDMARK_WEIGHTS" = random ] || [ -f "$LANDMARK_WEIGHTS" ] || missing+=("MobileFaceNet weights \
+$LANDMARK_WEIGHTS (LANDMARK_WEIGHTS): landmark/mobilefacenet_model_best.pth.tar of the original S2D repository \
+(github.com/MSA-LMC/S2D), see ckpts/README.md")
+  if (( ${#missing[@]} )); then
+    { echo "error: the $name recipe cannot start; missing:"; printf '  - %s\n' "${missing[@]}"; } >&2
+    exit 1
+  fi
+  if [ "${CHECK_ONLY:-0}" = 1 ]; then
+    exit 0
+  fi
+}
+
 # run_fold OUTPUT_DIR FLAGS...: one training run (skipped when it already finished) with torchrun on NUM_GPUS.
 run_fold() {
   local output_dir=$1; shift

@@ -106,7 +106,7 @@ def test_test_views_hold_the_specified_frames(tmp_path):
     assert seen == {(c, s, p) for c in "ab" for s in range(3) for p in range(2)}
 
 
-def test_validation_takes_first_frames_and_centre_crop(tmp_path):
+def test_validation_draws_a_random_window_by_the_training_rule_and_crops_the_centre(tmp_path):
     folder = tmp_path / "g"
     folder.mkdir()
     ramp = np.tile(np.arange(SIZE, dtype=np.uint8)[None, :, None] * 10, (SIZE, 1, 3))
@@ -115,14 +115,34 @@ def test_validation_takes_first_frames_and_centre_crop(tmp_path):
     write_clip(tmp_path, "short", 3)
     csv_path = write_csv(tmp_path / "val.csv", ["g,0", "short,4"])
     dataset, _ = build_dataset(False, False, make_args(tmp_path, csv_path, input_size=10))
-    video, label, clip_id = dataset[0]
-    assert (label, clip_id, video.shape) == (0, "g", (3, 16, 10, 10))
     mean, std = IMAGENET_DEFAULT_MEAN[0], IMAGENET_DEFAULT_STD[0]
-    expected = torch.stack([(torch.from_numpy(ramp[3:13, 3:13, 0] + k).float() / 255 - mean) / std
-                            for k in range(16)])
-    torch.testing.assert_close(video[0], expected)
+    starts = set()
+    for seed in range(12):
+        np.random.seed(seed)
+        window = train_frame_indices(20, 16, 1)
+        np.random.seed(seed)
+        video, label, clip_id = dataset[0]
+        assert (label, clip_id, video.shape) == (0, "g", (3, 16, 10, 10))
+        expected = torch.stack([(torch.from_numpy(ramp[3:13, 3:13, 0] + k).float() / 255 - mean) / std
+                                for k in window])
+        torch.testing.assert_close(video[0], expected)
+        starts.add(int(window[0]))
+    assert len(starts) > 1
     short_video, label, clip_id = dataset[1]
     assert (label, clip_id) == (4, "short") and frame_ids(short_video) == [0, 1, 2] + [2] * 13
+
+
+def test_frames_named_by_numbers_are_read_in_numeric_order(tmp_path):
+    folder = tmp_path / "numbered"
+    folder.mkdir()
+    for k in range(1, 11):  # 1.png .. 10.png: file-name order would be 1, 10, 2, ...
+        Image.fromarray(np.full((SIZE, SIZE, 3), frame_value(k - 1), np.uint8)).save(folder / f"{k}.png")
+    write_clip(tmp_path, "padded", 10)  # 0000.png ..: the same order either way
+    csv_path = write_csv(tmp_path / "test.csv", ["numbered,0", "padded,1"])
+    dataset, _ = build_dataset(False, True, make_args(tmp_path, csv_path, test_num_segment=1, test_num_crop=1))
+    assert list(dataset.clips[0].frame_names) == [f"{k}.png" for k in range(1, 11)]
+    for index in range(2):
+        assert frame_ids(dataset[index][0]) == list(range(10)) + [9] * 6
 
 
 def test_train_items_and_multiple_samples(tmp_path):
@@ -308,7 +328,7 @@ def test_worker_augmentation_is_reproducible_from_the_torch_seed(tmp_path):
 def test_benchmark_loader_reports_rates():
     from benchmarks.benchmark_data import benchmark_loader, parse_args
     results = benchmark_loader(parse_args(["--num_clips", "1", "--num_items", "2"]))
-    assert results["train_clips_per_s"] > 0 and results["test_views_per_s"] > 0
+    assert results["num_items"] == 2 and results["data"] == "1 temporary 224x224 16-frame JPEG clips"
     assert results["test_clips_per_s"] == pytest.approx(results["test_views_per_s"] / 4, abs=0.01)
 
 

@@ -1,4 +1,5 @@
 """Engine pieces on hand-made inputs: schedules, parameter groups, SDL, multi-view merge and metrics."""
+import io
 import math
 
 import numpy as np
@@ -8,9 +9,10 @@ import torch.nn.functional as F
 from sklearn.metrics import confusion_matrix, f1_score, recall_score
 from timm.optim import create_optimizer_v2
 
-from engine import SDL, classification_metrics, cosine_scheduler, merge_views, sdl_weight
+from engine import SDL, classification_metrics, cosine_scheduler, merge_views, sdl_weight, train_one_epoch
 from engine.train import apply_schedule
 from models import build_model, freeze_for_finetuning
+from utils.progress import ProgressLogger
 
 
 def test_cosine_schedule_matches_spec_formula():
@@ -133,21 +135,56 @@ def test_merge_views_averages_softmax_and_counts_padded_repeats_once():
 
 def test_metrics_match_sklearn():
     rng = np.random.default_rng(0)
-    labels = np.array([0, 0, 0, 1, 1, 2, 2, 2, 2, 4])  # class 3 absent from the ground truth
-    scores = rng.random((len(labels), 5))
+    labels = np.array([0, 0, 0, 1, 1, 2, 2, 2, 2, 4, 6, 7])  # classes 3 and 5 absent from the ground truth
+    scores = rng.random((len(labels), 8))
     scores[np.arange(6), labels[:6]] += 1.0
     preds = scores.argmax(1)
-    m = classification_metrics(labels, scores, num_classes=5)
-    assert m["war"] == pytest.approx(100 * (preds == labels).mean())
-    assert m["uar"] == pytest.approx(100 * recall_score(labels, preds, labels=[0, 1, 2, 4], average="macro"))
-    conf = confusion_matrix(labels, preds, labels=range(5))
+    m = classification_metrics(labels, scores, num_classes=8)
+    assert 0 < m["war"] < 100 and m["acc1"] == pytest.approx(100 * (preds == labels).mean()) == m["war"]
+    assert m["uar"] == pytest.approx(100 * recall_score(labels, preds, labels=[0, 1, 2, 4, 6, 7], average="macro"))
+    conf = confusion_matrix(labels, preds, labels=range(8))
     present = conf.sum(1) > 0
     assert m["uar"] == pytest.approx(100 * np.mean(conf.diagonal()[present] / conf.sum(1)[present]))
     for avg in ("weighted", "micro", "macro"):
         assert m[f"{avg}_f1"] == pytest.approx(100 * f1_score(labels, preds, average=avg))
     assert m["confusion_matrix"] == conf.tolist()
-    assert m["class_acc"][3] is None
-    top5 = [(np.argsort(-s)[:5] == y).any() for s, y in zip(scores, labels)]
-    assert m["acc5"] == pytest.approx(100 * np.mean(top5))
-    top2 = classification_metrics(labels, scores[:, :5], 5)
-    assert top2["acc1"] == m["war"]
+    assert m["class_acc"][3] is None and m["class_acc"][5] is None
+    # top-5 of 8 classes: the label among the 5 highest scores
+    top5 = [y in sorted(range(8), key=lambda k: -s[k])[:5] for s, y in zip(scores, labels)]
+    assert 0 < m["acc5"] < 100 and m["acc5"] == pytest.approx(100 * np.mean(top5))
+
+
+def tiny_trainable_model():
+    torch.manual_seed(0)
+    return build_model("s2d_tiny_patch8_64", num_classes=3, num_frames=2, head_dropout=0.0)
+
+
+def one_update(batch_size, update_freq, videos, labels):
+    """The weights after one optimisation step of train_one_epoch: batches of `batch_size`, `update_freq` of them
+    accumulated (SGD, constant lr and weight decay, no mixup; the landmark features are the frames' mean)."""
+    model = tiny_trainable_model()
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.5, momentum=0.9, weight_decay=0.05)
+    loader = torch.utils.data.DataLoader(list(zip(videos, labels, range(len(labels)))), batch_size=batch_size)
+
+    def landmark(video):
+        frames = video.transpose(1, 2).flatten(0, 1)
+        return frames.mean(1, keepdim=True).expand(-1, model.landmark_channels, -1, -1)[..., ::8, ::8]
+
+    train_one_epoch(model, landmark, F.cross_entropy, loader, optimizer, torch.device("cpu"), 0, steps_per_epoch=1,
+                    update_freq=update_freq, lr_schedule=[0.5], wd_schedule=[0.05],
+                    progress=ProgressLogger("test", stream=io.StringIO()))
+    return model.state_dict()
+
+
+def test_gradient_accumulation_gives_the_update_of_the_doubled_batch():
+    generator = torch.Generator().manual_seed(1)
+    videos, labels = torch.randn(8, 3, 2, 64, 64, generator=generator), torch.tensor([0, 1, 2, 0, 1, 2, 0, 1])
+    start = tiny_trainable_model().state_dict()
+    doubled = one_update(8, 1, videos, labels)
+    accumulated = one_update(4, 2, videos, labels)
+    changed = [name for name in start if not torch.equal(start[name], doubled[name])]
+    assert len(changed) > 0.9 * len(start)
+    for name in start:
+        torch.testing.assert_close(accumulated[name], doubled[name], rtol=1e-5, atol=1e-6)
+    half = one_update(4, 1, videos, labels)  # one batch of 4 alone: a different update
+    assert not torch.allclose(half["head.fc_cls.weight"], doubled["head.fc_cls.weight"], atol=1e-4)

@@ -47,7 +47,6 @@ def test_benchmark_gpu_times_variants_side_by_side_with_ratios(tmp_path):
                                      "--test_clips", "1", "--test_workers", "0", "--json", str(tmp_path / "b.json")])
     rows = {(r["variant"], r["mode"]): r for r in out["rows"]}
     assert set(rows) == {(v, m) for v in ("S2D eager", "ViT eager", "S2D lean+fold") for m in ("inference", "train")}
-    assert all(r["ms_per_step"] > 0 and r["peak_memory_mib"] > 0 for r in rows.values())
     assert [line.split(":")[0] for line in out["ratios"]] == [
         "S2D eager, inference, batch 1", "S2D eager, train, batch 1",
         "S2D lean+fold, inference, batch 1", "S2D lean+fold, train, batch 1"]
@@ -73,9 +72,8 @@ def test_largest_batch_search_doubles_then_narrows_the_gap():
 def test_epoch_breakdown_times_loader_model_and_real_epoch(tmp_path):
     result = benchmark_epoch.main(TINY + ["--size", "64", "--frames", "4", "--clips", "6", "--distinct", "2",
                                           "--batch_size", "2", "--workers", "1", "--warmup", "1"])
-    assert result["clips"] == 6
-    for part in ("loader_alone", "model_alone", "real_epoch"):
-        assert result[part]["seconds"] > 0 and result[part]["clips_per_s"] > 0
+    assert result["clips"] == 6 and set(result) >= {"loader_alone", "model_alone", "real_epoch"}
+    assert benchmark_epoch.summary_line(result).startswith("epoch of 6 clips, batch 2: loader alone ")
 
 
 def test_epoch_clips_beyond_the_distinct_ones_are_hard_links(tmp_path):

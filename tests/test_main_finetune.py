@@ -1,6 +1,7 @@
 """main_finetune.py end to end on tiny synthetic data (CPU): training, outputs, exact resume, --eval,
 torchrun with two processes, non-finite loss."""
 import argparse
+import csv
 import re
 import shutil
 import signal
@@ -8,11 +9,15 @@ import subprocess
 import sys
 import time
 
+import numpy as np
 import pytest
 import torch
 
+import main_finetune
+from datasets import build_dataset
 from datasets.synthetic import write_synthetic_dfew
-from engine import SDL, NonFiniteLossError, train_one_epoch
+from engine import SDL, NonFiniteLossError, classification_metrics, train_one_epoch
+from engine.state import rng_state, set_rng_state
 from models import LandmarkFeatures, build_model
 from tests.helpers import ENV, ROOT, read_log, run_main
 from utils.progress import ProgressLogger
@@ -142,7 +147,7 @@ def test_eval_of_every_view_equals_distinct_views_and_int8_eval_runs(data, train
     rows = (int8_dir / "pred.csv").read_text().splitlines()
     assert len(rows) == test_clips + 1 and 0.0 <= read_log(int8_dir)[-1]["final_war"] <= 100.0
     refused = run_main(tiny_args(data, tmp_path / "refused", "--cpu_int8"), check=False)
-    assert refused.returncode != 0 and "--cpu_int8 is for --eval on the CPU" in refused.stderr
+    assert refused.returncode != 0 and "--cpu_int8: expected --eval" in refused.stderr
 
 
 def test_torchrun_two_processes_match_single_process_eval(data, tmp_path):
@@ -165,6 +170,59 @@ def test_torchrun_two_processes_match_single_process_eval(data, tmp_path):
     assert single["final_war"] == pytest.approx(ddp_final["final_last_war"])
     assert sorted((eval_dir / "pred.csv").read_text().splitlines()[1:]) == \
         sorted((output_dir / "pred.csv").read_text().splitlines()[1:])
+
+
+def test_a_tiny_model_learns_a_few_synthetic_clips(tmp_path, capsys):
+    """main_finetune end to end, in process, from scratch: 6 clips of 3 well-separated synthetic expressions
+    (happy, neutral, surprise), trained and tested on the same clips, end well above the 33% of chance."""
+    write_synthetic_dfew(tmp_path, clips_per_class=5, num_frames=2, size=64, folds=1, seed=0)
+    rows = (tmp_path / "splits" / "train_set_1.csv").read_text().splitlines()[1:]
+    chosen = [row for label in ("0", "2", "4") for row in [r for r in rows if r.endswith(f",{label}")][:2]]
+    (tmp_path / "clips.csv").write_text("video_name,label\n" + "\n".join(chosen) + "\n")
+    (tmp_path / "val.csv").write_text("video_name,label\n" + "\n".join(chosen[::2]) + "\n")
+    args = main_finetune.get_args_parser().parse_args([
+        "--model", "s2d_tiny_patch8_64", "--data_path", str(tmp_path / "clips"),
+        "--train_label_path", str(tmp_path / "clips.csv"), "--test_label_path", str(tmp_path / "clips.csv"),
+        "--val_label_path", str(tmp_path / "val.csv"), "--input_size", "64", "--short_side_size", "64",
+        "--num_frames", "2", "--batch_size", "3", "--num_sample", "1", "--epochs", "25", "--warmup_epochs", "1",
+        "--lr", "2e-3", "--weight_decay", "0", "--ban_mixup", "--smoothing", "0", "--reprob", "0", "--aa", "none",
+        "--dropout_ratio", "0", "--test_num_segment", "1", "--test_num_crop", "1", "--num_workers", "0",
+        "--device", "cpu", "--landmark_weights", "random", "--print_freq", "100"])
+    final = main_finetune.main(args)
+    capsys.readouterr()
+    assert final["final_last_num_clips"] == 6
+    assert final["final_last_uar"] >= 80.0 and final["final_last_war"] >= 80.0
+
+
+def test_random_validation_windows_come_back_with_the_checkpointed_rng_states(tmp_path):
+    """Validation draws a random window from clips longer than --num_frames, in DataLoader workers seeded from the
+    global torch RNG (as the original's): restoring the RNG states a checkpoint holds draws the same windows."""
+    write_synthetic_dfew(tmp_path, clips_per_class=5, num_frames=8, size=64, folds=1, seed=0)
+    args = main_finetune.get_args_parser().parse_args([
+        "--model", "s2d_tiny_patch8_64", "--data_path", str(tmp_path / "clips"), "--input_size", "64",
+        "--short_side_size", "64", "--num_frames", "2", "--num_workers", "2", "--device", "cpu",
+        "--val_label_path", str(tmp_path / "splits" / "test_set_1.csv")])
+    dataset, _ = build_dataset(is_train=False, test_mode=False, args=args)
+    loader = main_finetune._eval_loader(dataset, None, 4, args)
+
+    def windows():
+        return torch.cat([videos.flatten(1) for videos, *_ in loader])
+
+    torch.manual_seed(0)
+    state = rng_state()
+    first, second = windows(), windows()
+    set_rng_state(state)
+    assert torch.equal(windows(), first) and not torch.equal(first, second)
+
+
+def test_pred_csv_keeps_clip_ids_with_commas_and_quotes(tmp_path):
+    labels, scores = np.array([0, 1, 2]), np.eye(3)[[0, 2, 2]]
+    clip_ids = ["scene,1/0001", 'say "hi"/02', "plain"]
+    main_finetune.report_test(argparse.Namespace(output_dir=str(tmp_path), data_set="FRAMES"), "eval",
+                              classification_metrics(labels, scores, 3), (clip_ids, labels, scores), ["a", "b", "c"])
+    with open(tmp_path / "pred.csv", newline="") as handle:
+        assert list(csv.reader(handle)) == [["id", "label", "pred"], ["scene,1/0001", "0", "0"],
+                                            ['say "hi"/02', "1", "2"], ["plain", "2", "2"]]
 
 
 def test_non_finite_loss_stops_with_epoch_and_step():

@@ -1,11 +1,14 @@
-"""Clip consistency of the train transform and exactness of the evaluation transform."""
+"""Clip consistency of the train transform (RandAugment, crop, flip, erasing) and exactness of the evaluation
+transform; tests/test_parity_original.py compares both with the original's."""
 import random
 
 import numpy as np
+import pytest
 import torch
 from PIL import Image
 from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 
+from datasets.random_erasing import ClipRandomErasing
 from datasets.transforms import ClipEvalTransform, ClipRandAugment, ClipTrainTransform
 
 RAND_AUGMENT = "rand-m7-n4-mstd0.5-inc1"
@@ -69,12 +72,66 @@ def test_crop_and_flip_use_one_box_for_the_whole_clip():
             torch.testing.assert_close(difference, expected, atol=1e-5, rtol=0)
 
 
-def test_random_erasing_is_decided_per_frame():
-    frame = varied_frames(1)[0]
-    transform = ClipTrainTransform(24, 24, None, "bicubic", reprob=1.0, remode="pixel", recount=1)
+def erased(video, value=5.0):
+    """(T, H, W) mask of the erased pixels of a clip that was constant `value` before erasing."""
+    return (video != value).any(dim=1)
+
+
+def test_random_erasing_makes_one_decision_and_one_box_per_clip():
+    """The original's clip-level erasing: about `probability` of the clips erased, every frame of an erased clip
+    with the same box and its own noise (timm's RandomErasing would decide and place a box per frame)."""
+    erase = ClipRandomErasing(0.25, mode="pixel")
     seed_all(0)
-    video = transform(frame.expand(4, -1, -1, -1))
-    assert not any(torch.equal(video[:, 0], video[:, t]) for t in range(1, 4))
+    clips, erased_clips = 800, 0
+    for _ in range(clips):
+        video = erase(torch.full((8, 3, 12, 12), 5.0))
+        mask = erased(video)
+        if mask.any():
+            erased_clips += 1
+            assert all(torch.equal(mask[t], mask[0]) for t in range(8))
+            rows, cols = mask[0].nonzero().unbind(1)
+            assert mask[0].sum() == (rows.max() - rows.min() + 1) * (cols.max() - cols.min() + 1)  # one rectangle
+            box = video[:, :, rows.min():rows.max() + 1, cols.min():cols.max() + 1]
+            assert not torch.equal(box[0], box[1])
+    assert 163 <= erased_clips <= 237  # 800 x 0.25 = 200, within 3 standard deviations (12.2)
+
+
+def test_random_erasing_modes_and_counts():
+    seed_all(1)
+    rand = ClipRandomErasing(1.0, mode="rand")(torch.full((4, 3, 12, 12), 5.0))
+    mask = erased(rand)
+    assert mask.any() and all(len(rand[t, c][mask[t]].unique()) == 1 for t in range(4) for c in range(3))
+    const = ClipRandomErasing(1.0, mode="const")(torch.full((4, 3, 12, 12), 5.0))
+    assert erased(const).any() and (const[:, :, erased(const)[0]] == 0).all()
+    # quirk kept from the original: with --recount N the first T // N frames stay clean
+    for _ in range(20):
+        video = ClipRandomErasing(1.0, mode="pixel", max_count=2)(torch.full((6, 3, 12, 12), 5.0))
+        mask = erased(video)
+        assert not mask[:3].any() and mask[3:].any()
+    with pytest.raises(ValueError, match="mode must be one of"):
+        ClipRandomErasing(0.25, mode="pixels")
+
+
+def test_train_transform_erases_the_whole_clip():
+    frame = varied_frames(1)[0]
+    clip = frame.expand(4, -1, -1, -1)
+    seed_all(0)
+    clean = ClipTrainTransform(24, 24, None, "bicubic", reprob=0.0, remode="pixel", recount=1)(clip)
+    seed_all(0)  # the same crop and flip, then erasing
+    video = ClipTrainTransform(24, 24, None, "bicubic", reprob=1.0, remode="pixel", recount=1)(clip)
+    mask = (video != clean).any(dim=0)
+    assert mask.any() and all(torch.equal(mask[t], mask[0]) for t in range(4))
+    assert not torch.equal(video[:, 0][:, mask[0]], video[:, 1][:, mask[1]])
+
+
+def test_rand_augment_fills_with_grey_128_as_the_original():
+    black = Image.fromarray(np.zeros((24, 24, 3), np.uint8))
+    ops = {op.name: op for op in ClipRandAugment(RAND_AUGMENT, 24, "bicubic").rand_augment.ops}
+    for name in ("Rotate", "ShearX", "ShearY", "TranslateXRel", "TranslateYRel"):
+        op = ops[name]
+        seed_all(0)
+        moved = np.asarray(op.aug_fn(black, *op.level_fn(10.0, op.hparams), **op.kwargs))
+        assert {tuple(pixel) for pixel in moved.reshape(-1, 3)} == {(0, 0, 0), (128, 128, 128)}, name
 
 
 def test_eval_transform_is_centre_crop_and_normalise():
