@@ -32,15 +32,15 @@ echo "== 1. raw recordings of 3 drawn people and their labels CSV"
 head -4 "$DATA/raw/labels.csv"
 
 echo "== 2. clips: crops as predict.py makes them, 4 frames spread over each segment; test split: person P3"
-"${PYTHON[@]}" scripts/extract_clips.py --labels "$DATA/raw/labels.csv" --output "$DATA/clips" --frames 4 --spread \
+"${PYTHON[@]}" scripts/extract_clips.py --labels "$DATA/raw/labels.csv" --output "$DATA/frames" --frames 4 --spread \
   --short_side_size 64 --no_detect --group_column person --test_groups P3 --classes joy,sorrow,anger,astonishment \
   --device cpu --print_freq 100
 
 echo "== 3. fine-tuning s2d_tiny_patch8_64 from the static checkpoint on P1 and P2, test on the held-out P3"
 mkdir -p "$OUTPUT"
 "${PYTHON[@]}" main_finetune.py --model s2d_tiny_patch8_64 --finetune "$STATIC" --data_set FRAMES \
-  --data_path "$DATA/clips" --train_label_path "$DATA/clips/splits/train_set_1.csv" \
-  --test_label_path "$DATA/clips/splits/test_set_1.csv" --input_size 64 --short_side_size 64 --num_frames 4 \
+  --data_path "$DATA/frames" --train_label_path "$DATA/frames/splits/train_set_1.csv" \
+  --test_label_path "$DATA/frames/splits/test_set_1.csv" --input_size 64 --short_side_size 64 --num_frames 4 \
   --test_num_segment 2 --test_num_crop 2 --landmark_weights random --device cpu --num_workers 0 --batch_size 8 \
   --num_sample 1 --epochs "$EPOCHS" --warmup_epochs 1 --lr "$LR" --ban_mixup --save_ckpt_freq 1000 \
   --output_dir "$OUTPUT" --no_auto_resume 2>&1 | tee "$OUTPUT/train.log" | grep -v "^Epoch \|^Test \|Missing keys"

@@ -19,6 +19,7 @@ video showing several people, with the reason), dataset.json. A bad video is ski
 run the same command again and the finished clips are skipped.
 """
 import argparse
+import csv
 import hashlib
 import json
 import math
@@ -71,8 +72,9 @@ class LabelledClip:
     clip_id: str = ""
 
     def row(self):
-        return dict(video=self.video, start_s="" if self.start == 0 and self.end == math.inf else self.start,
-                    end_s="" if self.end == math.inf else self.end, label=self.label, group=self.group or "")
+        whole = self.end == math.inf
+        return dict(video=self.video, start_s="" if whole else self.start, end_s="" if whole else self.end,
+                    label=self.label, group=self.group or "")
 
 
 def _seconds(text, name, where):
@@ -89,7 +91,10 @@ def read_labels(path, video_root, group_column):
     """The labelled clips of a labels CSV, each with its clip id; ExtractionError naming file:line."""
     if not os.path.isfile(path):
         raise ExtractionError(f"labels file not found: {path}")
-    rows = csv_rows(path)
+    try:
+        rows = csv_rows(path)
+    except (UnicodeDecodeError, csv.Error) as error:
+        raise ExtractionError(f"{path}: not a CSV text file (UTF-8): {error}") from None
     if not rows:
         raise ExtractionError(f"{path}: empty; expected a header (video,label[,start_s,end_s][,{group_column}]) "
                               "and a row per clip")
@@ -125,14 +130,16 @@ def read_labels(path, video_root, group_column):
 
 def _with_clip_ids(path, clips):
     """Clip ids: the video's file name (with a hash of its path when two videos share it), and the segment in ms."""
-    paths_of_stem = {}
+    def base(clip):
+        return re.sub(r"[^A-Za-z0-9._-]+", "_", Path(clip.video).stem).strip(".") or "video"
+
+    paths_of_base = {}
     for clip in clips:
-        paths_of_stem.setdefault(Path(clip.video).stem, set()).add(clip.video)
+        paths_of_base.setdefault(base(clip), set()).add(clip.video)
     named, first_line = [], {}
     for clip in clips:
-        stem = Path(clip.video).stem
-        name = re.sub(r"[^A-Za-z0-9._-]+", "_", stem).strip(".") or "video"
-        if len(paths_of_stem[stem]) > 1:
+        name = base(clip)
+        if len(paths_of_base[name]) > 1:
             name += "-" + hashlib.sha1(clip.video.encode()).hexdigest()[:8]
         if clip.end != math.inf:
             name += f"_{round(clip.start * 1000)}-{round(clip.end * 1000)}ms"
@@ -143,8 +150,8 @@ def _with_clip_ids(path, clips):
     return named
 
 
-def class_names(clips, given):
-    """The class names in label order: `given` (checked against the CSV), else the CSV's labels sorted."""
+def class_names(path, clips, given):
+    """The class names in label order: `given` (checked against the CSV `path`), else the CSV's labels sorted."""
     if given is None:
         labels = {clip.label for clip in clips}
         return sorted(labels, key=lambda name: (0, int(name), "") if name.isdigit() else (1, 0, name))
@@ -153,7 +160,7 @@ def class_names(clips, given):
         raise ExtractionError(f"--classes {given!r}: expected distinct non-empty names separated by commas")
     for clip in clips:
         if clip.label not in names:
-            raise ExtractionError(f"line {clip.line}: label {clip.label!r} is not one of --classes {given}")
+            raise ExtractionError(f"{path}:{clip.line}: label {clip.label!r} is not one of --classes {given}")
     return names
 
 
@@ -242,7 +249,7 @@ class Extractor:
                     for position, o in enumerate(frames):
                         needed.setdefault(o.frame, []).append((state.clip.clip_id, position, o))
             self._crop(info, needed, records)
-        except (VideoError, cv2.error, OSError) as error:
+        except (VideoError, cv2.error) as error:
             return {c.clip_id: dict(status="failed", reason=f"unreadable video: {error}") for c in clips}
         return records
 
@@ -276,6 +283,8 @@ class Extractor:
             if state.frames == 0 or clip.end != math.inf and clip.end > last_time + tolerance:
                 return dict(status="skipped", reason=f"segment outside the video: the video's last frame is at "
                                                      f"{last_time:.3f} s"), None
+        if state.frames == 0:
+            return dict(status="skipped", reason="no frame of the video lies in the segment"), None
         tracks = state.confirmed()
         if not tracks:
             return dict(status="skipped", reason=f"no face found in its {state.frames} frames"), None
@@ -300,15 +309,20 @@ class Extractor:
             os.makedirs(folder)
         written = dict.fromkeys(staging, 0)
         last = max(needed, default=-1)
-        for frame in VideoReader(info):
-            if frame.index > last:
-                break
-            for clip_id, position, o in needed.get(frame.index, ()):
-                crop = face_crop(frame.image, o.box, o.landmarks, self.size, self.margin)[0]
-                path = os.path.join(staging[clip_id], f"{position + 1:05d}.png")
-                if not cv2.imwrite(path, crop):
-                    raise OSError(f"OpenCV cannot write {path}")
-                written[clip_id] += 1
+        try:
+            for frame in VideoReader(info):
+                if frame.index > last:
+                    break
+                for clip_id, position, o in needed.get(frame.index, ()):
+                    crop = face_crop(frame.image, o.box, o.landmarks, self.size, self.margin)[0]
+                    path = os.path.join(staging[clip_id], f"{position + 1:05d}.png")
+                    if not cv2.imwrite(path, crop):
+                        raise OSError(f"OpenCV cannot write {path}")
+                    written[clip_id] += 1
+        except BaseException:
+            for folder in staging.values():
+                shutil.rmtree(folder, ignore_errors=True)
+            raise
         for clip_id, folder in staging.items():
             if written[clip_id] != records[clip_id]["frames"]:
                 shutil.rmtree(folder)
@@ -321,7 +335,7 @@ class Extractor:
 
 
 def make_splits(clips, labels, folds, test_groups, seed):
-    """(name, train indices, test indices) per split of the extracted `clips`: the clips of `test_groups` against
+    """(train indices, test indices) per split of the extracted `clips`: the clips of `test_groups` against
     the rest, else `folds` folds stratified by label, kept apart by group when the clips have groups."""
     groups = [c.group for c in clips]
     if test_groups:
@@ -454,7 +468,7 @@ def extract(args, extractor, by_video):
 def run(args):
     clips = read_labels(args.labels, args.video_root or os.path.dirname(os.path.abspath(args.labels)),
                         args.group_column)
-    names = class_names(clips, args.classes)
+    names = class_names(args.labels, clips, args.classes)
     try:
         args.device = choose_device(args.device)
     except DeviceError as error:

@@ -204,7 +204,7 @@ def test_class_names_given_must_cover_the_labels(tmp_path, capsys):
     labels.write_text("video,label\na.mp4,happy\nb.mp4,calm\n")
     assert extract("--labels", str(labels), "--output", str(tmp_path / "out"), "--fps", "5", "--classes",
                    "happy,sad") == 2
-    assert capsys.readouterr().err.strip() == "error: line 3: label 'calm' is not one of --classes happy,sad"
+    assert capsys.readouterr().err.strip() == f"error: {labels}:3: label 'calm' is not one of --classes happy,sad"
 
 
 @pytest.fixture(scope="module")
