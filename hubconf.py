@@ -11,8 +11,10 @@ Every entry point takes `fold` (DFEW, MAFW: 1..5), `analyzer` (return an inferen
 and crops the faces of raw videos, instead of the model alone), `filename` (the checkpoint's path in the
 repository, when the fold's name is ambiguous), `revision`, `cache_dir` (the Hugging Face cache; with
 HF_HUB_OFFLINE=1 only the cache is used), `landmark_weights` (default: ckpts/mobilefacenet_model_best.pth.tar of
-this clone, else downloaded once from the original S2D repository into torch.hub's folder), `device`, and the
-other Analyzer arguments (`detector`, `options`, ...; see docs/PREDICT.md).
+this clone, else downloaded once from the original S2D repository into torch.hub's folder), and the other
+arguments of inference.Analyzer (`device`, `cpu_int8`, `trust_checkpoint` for a file holding more than tensors,
+`detector`, `options`, ...; docs/PREDICT.md). Errors are one-line exceptions: ValueError for a file name that
+does not resolve, inference.AnalysisError for a checkpoint that cannot be used.
 """
 import os
 import re
@@ -55,9 +57,7 @@ def _load(data_set, fold, analyzer, settings):
     from huggingface_hub import hf_hub_download
 
     from inference import Analyzer
-    from inference.model import VideoModel
     from scripts.download_checkpoints import REPO, repo_files
-    from utils.device import choose_device
 
     revision, cache_dir = settings.pop("revision", None), settings.pop("cache_dir", None)
     if fold is not None and fold not in range(1, 6):
@@ -65,10 +65,10 @@ def _load(data_set, fold, analyzer, settings):
     filename = settings.pop("filename", None) or _released_file(repo_files(REPO, revision, cache_dir), data_set, fold)
     checkpoint = hf_hub_download(REPO, filename, revision=revision, cache_dir=cache_dir)
     landmark_weights = settings.pop("landmark_weights", None) or _landmark_weights()
-    if analyzer:
-        return Analyzer(checkpoint, landmark_weights=landmark_weights, data_set=data_set, **settings)
-    return VideoModel(checkpoint, landmark_weights, choose_device(settings.pop("device", None)), data_set=data_set,
-                      **settings)
+    if not analyzer:
+        settings.setdefault("detector", "none")  # the model alone: no face detector to load
+    loaded = Analyzer(checkpoint, landmark_weights=landmark_weights, data_set=data_set, **settings)
+    return loaded if analyzer else loaded.model
 
 
 def _landmark_weights():

@@ -21,7 +21,7 @@ OUTPUT=${OUTPUT:-output/own_demo}
 DATA=${DATA:-data/own_demo}
 STATIC=${STATIC:-ckpts/demo/s2d_image_tiny_patch8_64_synthetic.pth}
 RECORDINGS=${RECORDINGS:-20}
-EPOCHS=${EPOCHS:-3}
+EPOCHS=${EPOCHS:-2}
 LR=${LR:-1e-3}
 PYTHON=(env CUDA_VISIBLE_DEVICES="" .venv/bin/python)
 START=$(date +%s)

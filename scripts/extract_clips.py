@@ -334,33 +334,37 @@ class Extractor:
             os.rename(folder, final)
 
 
+def check_groups(groups, folds, test_groups, which):
+    """The groups of `which` clips allow the split asked for; ExtractionError otherwise."""
+    listed = ", ".join(sorted(g for g in groups if g is not None))
+    if test_groups:
+        if None in groups:
+            raise ExtractionError("--test_groups needs a group column in the labels CSV (--group_column)")
+        missing = sorted(set(test_groups) - groups)
+        if missing:
+            raise ExtractionError(f"--test_groups: no {which} clip of group(s) {', '.join(missing)} (groups: "
+                                  f"{listed})")
+    elif None not in groups and len(groups) < folds:
+        raise ExtractionError(f"--folds {folds} needs at least {folds} groups; the {which} clips have {len(groups)} "
+                              f"({listed}): pass fewer --folds or --test_groups")
+
+
 def make_splits(clips, labels, folds, test_groups, seed):
     """(train indices, test indices) per split of the extracted `clips`: the clips of `test_groups` against
     the rest, else `folds` folds stratified by label, kept apart by group when the clips have groups."""
     groups = [c.group for c in clips]
+    check_groups(set(groups), folds, test_groups, "extracted")
     if test_groups:
-        if groups[0] is None:
-            raise ExtractionError("--test_groups needs a group column in the labels CSV (--group_column)")
-        missing = sorted(set(test_groups) - set(groups))
-        if missing:
-            raise ExtractionError(f"--test_groups: no extracted clip of group(s) {', '.join(missing)} (groups: "
-                                  f"{', '.join(sorted(set(groups)))})")
-        test = [i for i, g in enumerate(groups) if g in test_groups]
-        return [([i for i, g in enumerate(groups) if g not in test_groups], test)]
+        return [([i for i, g in enumerate(groups) if g not in test_groups],
+                 [i for i, g in enumerate(groups) if g in test_groups])]
     indices = np.arange(len(clips))
     try:
         if groups[0] is None:
             splitter = StratifiedKFold(folds, shuffle=True, random_state=seed).split(indices, labels)
         else:
-            if len(set(groups)) < folds:
-                raise ExtractionError(f"--folds {folds} needs at least {folds} groups; the extracted clips have "
-                                      f"{len(set(groups))} ({', '.join(sorted(set(groups)))}): pass fewer --folds "
-                                      "or --test_groups")
             splitter = StratifiedGroupKFold(folds, shuffle=True, random_state=seed).split(indices, labels, groups)
         return [(sorted(train), sorted(test)) for train, test in splitter]
     except ValueError as error:
-        if isinstance(error, ExtractionError):
-            raise
         raise ExtractionError(f"--folds {folds}: {error}") from None
 
 
@@ -469,6 +473,7 @@ def run(args):
     clips = read_labels(args.labels, args.video_root or os.path.dirname(os.path.abspath(args.labels)),
                         args.group_column)
     names = class_names(args.labels, clips, args.classes)
+    check_groups({c.group for c in clips}, args.folds, args.test_groups, "labelled")
     try:
         args.device = choose_device(args.device)
     except DeviceError as error:

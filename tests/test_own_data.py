@@ -123,6 +123,7 @@ def mixed_run(root, output, *extra):
                    "--short_side_size", "32", "--group_column", "person", "--folds", "2", *extra)
 
 
+@pytest.mark.filterwarnings("ignore:The least populated class")  # two folds of 3 clips
 def test_report_splits_and_resume(mixed, tmp_path, capsys):
     output = tmp_path / "data"
     assert mixed_run(mixed, output) == 0
@@ -199,12 +200,19 @@ def test_bad_labels_csv_is_a_one_line_error_naming_the_line(tmp_path, capsys, te
     assert not (tmp_path / "out").exists()
 
 
-def test_class_names_given_must_cover_the_labels(tmp_path, capsys):
+def test_classes_and_groups_that_cannot_work_stop_before_any_work(tmp_path, capsys):
     labels = tmp_path / "labels.csv"
-    labels.write_text("video,label\na.mp4,happy\nb.mp4,calm\n")
+    labels.write_text("video,label,group\na.mp4,happy,A\nb.mp4,calm,B\n")
     assert extract("--labels", str(labels), "--output", str(tmp_path / "out"), "--fps", "5", "--classes",
                    "happy,sad") == 2
     assert capsys.readouterr().err.strip() == f"error: {labels}:3: label 'calm' is not one of --classes happy,sad"
+    assert extract("--labels", str(labels), "--output", str(tmp_path / "out"), "--fps", "5") == 2
+    assert capsys.readouterr().err.strip() == ("error: --folds 5 needs at least 5 groups; the labelled clips have 2 "
+                                               "(A, B): pass fewer --folds or --test_groups")
+    assert extract("--labels", str(labels), "--output", str(tmp_path / "out"), "--fps", "5", "--test_groups",
+                   "C") == 2
+    assert capsys.readouterr().err.strip() == "error: --test_groups: no labelled clip of group(s) C (groups: A, B)"
+    assert not (tmp_path / "out").exists()
 
 
 @pytest.fixture(scope="module")
