@@ -43,7 +43,7 @@ mkdir -p "$OUTPUT"
   --test_label_path "$DATA/frames/splits/test_set_1.csv" --input_size 64 --short_side_size 64 --num_frames 4 \
   --test_num_segment 2 --test_num_crop 2 --landmark_weights random --device cpu --num_workers 0 --batch_size 8 \
   --num_sample 1 --epochs "$EPOCHS" --warmup_epochs 1 --lr "$LR" --ban_mixup --save_ckpt_freq 1000 \
-  --output_dir "$OUTPUT" --no_auto_resume 2>&1 | tee "$OUTPUT/train.log" | grep -v "^Epoch \|^Test \|Missing keys"
+  --output_dir "$OUTPUT" --no_auto_resume 2>&1 | tee "$OUTPUT/train.log" | grep -v "^Epoch \|^Test \|^arguments: \|Missing keys"
 
 echo "== 4. analysis of a held-out video of P3 with the checkpoint alone (names and windows come from it)"
 "${PYTHON[@]}" predict.py --no_detect --checkpoint "$OUTPUT/checkpoint.pth" --landmark_weights random \
