@@ -1,5 +1,5 @@
 """Helpers the test modules share (fixtures are in conftest.py): tiny models and inputs, tiny checkpoints,
-running main_finetune.py and reading its log."""
+running main_finetune.py and reading its log, a Hugging Face cache laid out offline."""
 import argparse
 import json
 import os

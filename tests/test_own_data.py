@@ -21,6 +21,7 @@ from scripts import extract_clips
 from scripts.make_synthetic_recordings import write_recordings
 from tests.helpers import read_log, run_main
 from tests.videos import face_frame, write_cv2_video
+from webapp.analysis import VideoAnalyses, find_models, track_table
 
 pytestmark = pytest.mark.filterwarnings("ignore:LandmarkFeatures")
 FPS, WIDTH, HEIGHT = 10, 320, 240
@@ -255,6 +256,10 @@ def test_class_names_and_sampling_travel_from_the_data_set_to_the_analysis(train
         assert handle.readline().strip().split(",")[9:] == [*names, "top_class"]
     analyzer = Analyzer(str(trained / "run" / "checkpoint.pth"), landmark_weights="random", device="cpu")
     assert analyzer.model.class_names == names
+    models = find_models(str(trained / "run" / "checkpoint.pth"), str(tmp_path / "no_demo.pth"), str(tmp_path))
+    page = VideoAnalyses(models, str(tmp_path), "random", "cpu")  # the web page's models and table
+    assert page.analyzer(models[0].label).model.class_names == names
+    assert track_table(summary)["headers"][5:] == [f"{n} %" for n in names]
     # a data set named on the command line wins over the stored names
     assert Analyzer(str(trained / "run" / "checkpoint.pth"), landmark_weights="random", device="cpu",
                     data_set="FRAMES").model.class_names == ["0", "1", "2", "3"]
