@@ -5,6 +5,9 @@ import csv
 import json
 import re
 import shutil
+import socket
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -19,7 +22,7 @@ from inference.model import VideoModel
 from inference.windows import window_policy
 from scripts import extract_clips
 from scripts.make_synthetic_recordings import write_recordings
-from tests.helpers import read_log, run_main
+from tests.helpers import ENV, ROOT, read_log, run_main
 from tests.videos import face_frame, write_cv2_video
 from webapp.analysis import VideoAnalyses, find_models, track_table
 
@@ -263,6 +266,26 @@ def test_class_names_and_sampling_travel_from_the_data_set_to_the_analysis(train
     # a data set named on the command line wins over the stored names
     assert Analyzer(str(trained / "run" / "checkpoint.pth"), landmark_weights="random", device="cpu",
                     data_set="FRAMES").model.class_names == ["0", "1", "2", "3"]
+
+
+def test_torchrun_two_processes_extract_what_one_does(trained, tmp_path):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    result = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_addr",
+                             "127.0.0.1", "--master_port", str(port), "scripts/extract_clips.py", "--labels",
+                             str(trained / "raw" / "labels.csv"), "--output", str(tmp_path / "two"), "--frames", "4",
+                             "--spread", "--short_side_size", "64", "--no_detect", "--group_column", "person",
+                             "--test_groups", "P2", "--device", "cpu"],
+                            cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "[rank 0]" in result.stderr and "[rank 1]" in result.stderr
+    one = trained / "data"
+    for name in ("clips.csv", "classes.txt", "splits/train_set_1.csv", "splits/test_set_1.csv"):
+        assert (tmp_path / "two" / name).read_bytes() == (one / name).read_bytes(), name
+    frames = sorted(p.relative_to(one) for p in (one / "clips").rglob("*.png"))
+    assert frames == sorted(p.relative_to(tmp_path / "two") for p in (tmp_path / "two" / "clips").rglob("*.png"))
+    assert all((one / f).read_bytes() == (tmp_path / "two" / f).read_bytes() for f in frames) and len(frames) == 32
 
 
 def description_args(tmp_path, **overrides):
