@@ -8,6 +8,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import tracemalloc
 
 import numpy as np
 import pytest
@@ -183,6 +184,39 @@ def test_shares_of_two_processes_split_the_videos(mixed, monkeypatch):
     assert parts[0] and parts[1] and not set(parts[0]) & set(parts[1])
     assert sorted(parts[0] + parts[1]) == sorted(by_video)
     assert str(mixed / "missing.mp4") in parts[0]  # a missing file: rank 0 reports it
+
+
+def test_memory_does_not_grow_with_the_clips_or_the_video_length(tmp_path):
+    """Peak traced memory (numpy and Python) of extractions of 8 and 32 clips, and of a segment near the end of a
+    100- and a 1,000-frame video."""
+    rng = np.random.default_rng(0)
+
+    def frames(n):
+        return [rng.integers(0, 256, (48, 48, 3), dtype=np.uint8) for _ in range(n)]
+
+    def peak(folder, labels):
+        (folder / "labels.csv").write_text(labels)
+        tracemalloc.start()
+        try:
+            assert extract("--labels", str(folder / "labels.csv"), "--output", str(folder / "out"), "--fps", "10",
+                           "--no_detect", "--short_side_size", "32", "--folds", "2") == 0
+            return tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+
+    peaks = {}
+    for n in (8, 32):
+        (tmp_path / f"clips{n}").mkdir()
+        for k in range(n):
+            write_cv2_video(tmp_path / f"clips{n}" / f"{k}.mp4", frames(6), FPS)
+        peaks[n] = peak(tmp_path / f"clips{n}", "video,label\n" + "".join(f"{k}.mp4,{'ab'[k % 2]}\n" for k in range(n)))
+    for n in (100, 1000):
+        (tmp_path / f"long{n}").mkdir()
+        write_cv2_video(tmp_path / f"long{n}" / "a.mp4", frames(n), FPS)
+        write_cv2_video(tmp_path / f"long{n}" / "b.mp4", frames(20), FPS)
+        peaks[f"{n} frames"] = peak(tmp_path / f"long{n}", f"video,label,start_s,end_s\na.mp4,a,{n / FPS - 2},"
+                                    f"{n / FPS - 1}\na.mp4,b,1,2\nb.mp4,a,0,1\nb.mp4,b,1,2\n")
+    assert peaks[32] < 1.2 * peaks[8] and peaks["1000 frames"] < 1.2 * peaks["100 frames"], peaks
 
 
 @pytest.mark.parametrize("text, line, message", [
