@@ -24,6 +24,7 @@ from datasets import BadClipError, ClassBalancedSampler, VideoMixup, build_datas
 from datasets.bad_clips import TooManyBadClipsError
 from datasets.build import ALIASES, DATASETS, dataset_spec, is_image_dataset
 from datasets.check import check_data_of_args
+from datasets.description import describe_args
 from datasets.mixup import MIXUP_MODES
 from datasets.random_erasing import MODES as ERASING_MODES
 from datasets.unique_views import UniqueTestViews, collate_views
@@ -133,7 +134,10 @@ def get_args_parser():
                    help="validation split for picking the best epoch (default: the test split, as the original)")
     g.add_argument("--test_label_path", default="", type=str)
     g.add_argument("--nb_classes", default=None, type=int,
-                   help="class count (default: the data set's; needed for FRAMES and IMAGES)")
+                   help="class count (default: the data set's; needed for FRAMES and IMAGES without class names)")
+    g.add_argument("--class_names", default=None,
+                   help="FRAMES / IMAGES: a classes file (one name per line, line k naming label k - 1) or the names "
+                        "separated by commas (default: DATA_PATH/classes.txt when present); stored in the checkpoint")
     g.add_argument("--num_frames", default=16, type=int)
     g.add_argument("--sampling_rate", default=1, type=int)
     g.add_argument("--short_side_size", default=224, type=int)
@@ -309,6 +313,15 @@ def check_args(args) -> None:
     problems = invalid_flags(args)
     if problems:
         sys.exit("\n".join(f"error: {problem}" for problem in problems))
+
+
+def describe_data(args) -> None:
+    """The class names (--class_names, or DATA_PATH/classes.txt) and clip sampling (DATA_PATH/dataset.json) of the
+    data, stored in args and so in the checkpoints (datasets/description.py)."""
+    try:
+        describe_args(args, names_fixed=DATASETS[ALIASES.get(args.data_set, args.data_set)][0] is not None)
+    except (OSError, ValueError) as error:
+        sys.exit(f"error: {error}")
 
 
 def set_seed(seed: int) -> None:
@@ -627,6 +640,7 @@ def evaluate_checkpoint(args, models, loader_test, device, amp_dtype, names):
 
 def main(args):
     check_args(args)
+    describe_data(args)
     if args.check_data:
         sys.exit(1 if check_data_of_args(args) else 0)
     device, amp_dtype = start_run(args)

@@ -4,11 +4,11 @@ command line of `inference`, the video pipeline package).
     python predict.py --checkpoint ckpts/<fine-tuned>.pth --video in.mp4 --output_dir out/
     torchrun --nproc_per_node 4 predict.py --checkpoint ckpts/<fine-tuned>.pth --videos folder/ --output_dir out/
 
-Writes predictions.csv, summary.json, timeline.png and annotated.mp4 to --output_dir (--video), or to one
-folder per video plus index.csv (--videos). Exit codes: 0 done (also when no face is found), 1 some videos of
-the corpus failed (index.csv says why), 2 bad command-line value, 3 bad video, 4 bad checkpoint or landmark
-weights, 5 face detector cannot be built, 6 the video broke off mid-stream (outputs cover the part before;
-summary.json says where), 130 interrupted (nothing half-written).
+Writes predictions.csv, summary.json, timeline.png and annotated.mp4 (and features.npy with --features) to
+--output_dir (--video), or to one folder per video plus index.csv (--videos). Exit codes: 0 done (also when no
+face is found), 1 some videos of the corpus failed (index.csv says why), 2 bad command-line value, 3 bad video,
+4 bad checkpoint or landmark weights, 5 face detector cannot be built, 6 the video broke off mid-stream (outputs
+cover the part before; summary.json says where), 130 interrupted (nothing half-written).
 """
 import argparse
 import sys
@@ -23,30 +23,10 @@ from utils.distributed import init_distributed_mode
 EXIT_CORPUS_FAILURES, EXIT_INTERRUPTED = 1, 130
 
 
-def get_args_parser():
-    p = argparse.ArgumentParser(description="S2D emotion timeline of a video or a corpus")
-    inputs = p.add_mutually_exclusive_group(required=True)
-    inputs.add_argument("--video", help="one video file (any format OpenCV's FFmpeg reads)")
-    inputs.add_argument("--videos", nargs="+", metavar="PATH",
-                        help="a corpus: video files, folders (searched recursively) and text files listing videos")
-    p.add_argument("--checkpoint", required=True, help="fine-tuned checkpoint (the authors' or this project's)")
-    p.add_argument("--output_dir", required=True, help="the outputs (--video), or one folder per video (--videos)")
-    p.add_argument("--overwrite", action="store_true", help="--videos: redo the videos analysed before")
-
-    g = p.add_argument_group("model (default: the checkpoint's stored args, else what its weights say)")
-    g.add_argument("--model", default=None, help="default s2d_base_patch16_224")
-    g.add_argument("--data_set", default=None, choices=sorted(DATASETS) + sorted(ALIASES),
-                   help="gives the class names and the window policy; FRAMES: classes named 0..K-1")
-    g.add_argument("--num_frames", default=None, type=int, help="frames per window (default: the checkpoint's)")
-    g.add_argument("--input_size", default=None, type=int, help="default: the model's image size")
-    g.add_argument("--short_side_size", default=None, type=int, help="default: input_size")
-    g.add_argument("--landmark_weights", default="ckpts/mobilefacenet_model_best.pth.tar",
-                   help="MobileFaceNet weights, or 'random' (demo and tests only)")
-    g.add_argument("--trust_checkpoint", action="store_true",
-                   help="allow arbitrary pickled objects in checkpoints (only for files you trust)")
-
+def add_face_arguments(parser):
+    """The face detection, tracking and cropping flags (predict.py, scripts/extract_clips.py)."""
     d = Options()
-    g = p.add_argument_group("faces")
+    g = parser.add_argument_group("faces")
     g.add_argument("--detector", default="mtcnn", choices=[n for n in DETECTORS if n != "none"],
                    help="mtcnn: boxes and eye landmarks, eye-level crops (default); haar: OpenCV's cascade, "
                         "unaligned; yunet: OpenCV's YuNet with --detector_model")
@@ -64,6 +44,34 @@ def get_args_parser():
                    help="no window spans an absence longer than this")
     g.add_argument("--min_track_frames", default=d.min_track_frames, type=int,
                    help="detections before a track counts (shorter ones are dropped as false positives)")
+
+
+def get_args_parser():
+    p = argparse.ArgumentParser(description="S2D emotion timeline of a video or a corpus")
+    inputs = p.add_mutually_exclusive_group(required=True)
+    inputs.add_argument("--video", help="one video file (any format OpenCV's FFmpeg reads)")
+    inputs.add_argument("--videos", nargs="+", metavar="PATH",
+                        help="a corpus: video files, folders (searched recursively) and text files listing videos")
+    p.add_argument("--checkpoint", required=True, help="fine-tuned checkpoint (the authors' or this project's)")
+    p.add_argument("--output_dir", required=True, help="the outputs (--video), or one folder per video (--videos)")
+    p.add_argument("--overwrite", action="store_true", help="--videos: redo the videos analysed before")
+
+    g = p.add_argument_group("model (default: the checkpoint's stored args, else what its weights say)")
+    g.add_argument("--model", default=None, help="default s2d_base_patch16_224")
+    g.add_argument("--data_set", default=None, choices=sorted(DATASETS) + sorted(ALIASES),
+                   help="gives the class names and the window policy (default: the checkpoint's, and the class "
+                        "names and clip sampling it stores when trained on clips of one's own videos; FRAMES "
+                        "without stored names: 0..K-1)")
+    g.add_argument("--num_frames", default=None, type=int, help="frames per window (default: the checkpoint's)")
+    g.add_argument("--input_size", default=None, type=int, help="default: the model's image size")
+    g.add_argument("--short_side_size", default=None, type=int, help="default: input_size")
+    g.add_argument("--landmark_weights", default="ckpts/mobilefacenet_model_best.pth.tar",
+                   help="MobileFaceNet weights, or 'random' (demo and tests only)")
+    g.add_argument("--trust_checkpoint", action="store_true",
+                   help="allow arbitrary pickled objects in checkpoints (only for files you trust)")
+
+    add_face_arguments(p)
+    d = Options()
 
     g = p.add_argument_group("windows (default: the policy of the checkpoint's training data, see README)")
     g.add_argument("--window_seconds", default=None, type=float,
@@ -83,6 +91,9 @@ def get_args_parser():
     g.add_argument("--no_speedups", action="store_true",
                    help="the reference computation, without the speed-ups that give the same outputs (for checking)")
     g.add_argument("--no_video", action="store_true", help="do not write annotated.mp4")
+    g.add_argument("--features", action="store_true",
+                   help="also write features.npy: float32, one row per row of predictions.csv, each the clip feature "
+                        "the model's head classifies (docs/PREDICT.md)")
     g.add_argument("--print_freq", default=d.print_freq, type=int, help="progress line every N processed frames")
     return p
 
@@ -92,7 +103,8 @@ def options_from(args):
                    source_fps=args.source_fps, stride_seconds=args.stride_seconds, smooth=args.smooth,
                    margin=args.margin, iou_threshold=args.iou_threshold, max_gap_seconds=args.max_gap_seconds,
                    break_seconds=args.break_seconds, min_track_frames=args.min_track_frames,
-                   batch_size=args.batch_size, write_video=not args.no_video, print_freq=args.print_freq)
+                   batch_size=args.batch_size, write_video=not args.no_video, features=args.features,
+                   print_freq=args.print_freq)
 
 
 def build_analyzer(args):
@@ -108,7 +120,8 @@ def analyze_one(args):
     """Analyse args.video; returns the exit code (raises AnalysisError)."""
     result = build_analyzer(args).analyze(args.video, args.output_dir)
     print(f"outputs in {result.output_dir}: predictions.csv, summary.json, timeline.png"
-          + ("" if args.no_video else ", annotated.mp4"), file=sys.stderr)
+          + ("" if args.no_video else ", annotated.mp4") + (", features.npy" if args.features else ""),
+          file=sys.stderr)
     return 0 if result.summary["complete"] else EXIT_PARTIAL
 
 

@@ -35,6 +35,7 @@ def dataset_spec(args: Namespace) -> tuple[list[str] | None, tuple[str, ...], in
     if name not in DATASETS:
         raise ValueError(f"--data_set must be one of {sorted(DATASETS) + sorted(ALIASES)}, got {args.data_set!r}")
     class_names, extensions = DATASETS[name]
+    class_names = class_names or getattr(args, "class_names", None)  # --class_names of FRAMES / IMAGES
     fixed_classes = len(class_names) if class_names else None
     if fixed_classes is None:
         if args.nb_classes is None or args.nb_classes < 1:

@@ -60,7 +60,7 @@ def _random_colour(rng, low, high):
     return rng.integers(low, high + 1, size=3)
 
 
-def _draw_identity(rng, size):
+def draw_identity(rng, size):
     """Everything about a clip that is not the expression: geometry, colours, motion, timing."""
     face_fraction = rng.uniform(0.75, 0.9)
     scale = face_fraction * size / (2 * FACE_RADII[1])
@@ -219,9 +219,10 @@ def _render_frame(identity, state, size, time, rng):
     return Image.fromarray(np.clip(np.round(pixels), 0, 255).astype(np.uint8))
 
 
-def render_clip(label, num_frames, size, rng):
-    """The frames (PIL images) of one clip of class `label` (index into DFEW_CLASSES)."""
-    identity = _draw_identity(rng, size)
+def render_clip(label, num_frames, size, rng, identity=None):
+    """The frames (PIL images) of one clip of class `label` (index into DFEW_CLASSES); `identity` (of
+    `draw_identity`: face, colours, pose, background) drawn from `rng` unless given (one person's clips)."""
+    identity = draw_identity(rng, size) if identity is None else identity
     intensities = _intensities(rng, num_frames)
     neutral = DFEW_CLASSES[label] == 'neutral'
     frames = []
@@ -234,7 +235,7 @@ def render_clip(label, num_frames, size, rng):
 
 def render_image(label, size, rng):
     """One still face (PIL image) of class `label` at a random intensity between half and full apex."""
-    identity = _draw_identity(rng, size)
+    identity = draw_identity(rng, size)
     intensity = rng.uniform(0.5, 1.0)
     time = rng.uniform(0, 16)
     return _render_frame(identity, _expression(label, intensity, rng, blink=False), size, time, rng)

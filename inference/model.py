@@ -54,7 +54,9 @@ def resolve_settings(path, checkpoint, model=None, data_set=None, num_frames=Non
                          num_frames=pick(num_frames, "num_frames", temporal.shape[1]),
                          input_size=pick(input_size, "input_size", img_size),
                          data_set=pick(data_set, "data_set", None),
-                         adapter_ratio=getattr(stored, "scale_factor", 0.25))
+                         adapter_ratio=getattr(stored, "scale_factor", 0.25),
+                         # how the clips of a data set made from one's own videos were sampled (FRAMES)
+                         clip_sampling=None if data_set else getattr(stored, "clip_sampling", None))
     settings.short_side_size = pick(short_side_size, "short_side_size", settings.input_size)
     if settings.input_size != img_size or settings.short_side_size < settings.input_size:
         raise CheckpointError(f"{model} takes {img_size}x{img_size} frames; got input_size {settings.input_size}, "
@@ -62,10 +64,18 @@ def resolve_settings(path, checkpoint, model=None, data_set=None, num_frames=Non
     if settings.num_frames != temporal.shape[1]:
         raise CheckpointError(f"{path} was trained on {temporal.shape[1]} frames (its temporal_embedding); "
                               f"{settings.num_frames} asked for")
+    settings.class_names = class_names_for(path, settings.data_set, settings.num_classes,
+                                           None if data_set else getattr(stored, "class_names", None))
     return settings
 
 
-def class_names_for(path, data_set, num_classes):
+def class_names_for(path, data_set, num_classes, stored_names=None):
+    """The class names the checkpoint stores (trained with --class_names or a classes.txt), else `data_set`'s."""
+    if stored_names:
+        if len(stored_names) != num_classes:
+            raise CheckpointError(f"{path} has a {num_classes}-class head, but stores {len(stored_names)} class "
+                                  f"names ({', '.join(stored_names)})")
+        return list(stored_names)
     if data_set is None:
         raise CheckpointError(f"{path} stores no data set name: pass --data_set (DFEW, FERV39K, MAFW; "
                               "FRAMES names the classes 0..K-1)")
@@ -90,7 +100,7 @@ class VideoModel:
             checkpoint = read_checkpoint(checkpoint_path, trust=trust)
             self.settings = resolve_settings(checkpoint_path, checkpoint, **overrides)
             s = self.settings
-            self.class_names = class_names_for(checkpoint_path, s.data_set, s.num_classes)
+            self.class_names = s.class_names
             model = build_model(s.model, num_classes=s.num_classes, num_frames=s.num_frames,
                                 adapter_ratio=s.adapter_ratio)
             apply_checkpoint(model, checkpoint, "finetuned", checkpoint_path)
@@ -99,6 +109,7 @@ class VideoModel:
         except (OSError, ValueError, pickle.UnpicklingError) as error:
             raise CheckpointError(str(error)) from error
         model, landmark = model.eval().to(self.device), landmark.to(self.device)
+        self.feature_dim = model.embed_dim
         self.model = quantize_int8(model) if cpu_int8 else model
         prepare_for_speed(self.model, landmark, channels_last=self.device.type == "cuda",
                           speedups=EQUAL_SPEEDUPS if speedups else ())
@@ -106,11 +117,19 @@ class VideoModel:
         self.landmark = landmark
         self.transform = ClipEvalTransform(s.input_size, s.short_side_size)
 
-    @torch.inference_mode()
     def classify(self, clips: list[np.ndarray]) -> np.ndarray:
         """Class probabilities (N, K) of N clips of RGB uint8 crops (T, S, S, 3), S = short_side_size."""
-        video = torch.stack([self.transform(torch.from_numpy(c).permute(0, 3, 1, 2)) for c in clips])
-        video = video.to(self.device, non_blocking=True)
+        return self.classify_and_embed(clips)[0]
+
+    def inputs(self, clips: list[np.ndarray]) -> torch.Tensor:
+        """The model's input (N, 3, T, input_size, input_size) of N clips of RGB uint8 crops (T, S, S, 3)."""
+        return torch.stack([self.transform(torch.from_numpy(c).permute(0, 3, 1, 2)) for c in clips])
+
+    @torch.inference_mode()
+    def classify_and_embed(self, clips: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        """Class probabilities (N, K) and clip features (N, feature_dim) float32 of N clips: the feature is what
+        the head classifies, the frames' final class tokens (after the last norm) averaged over time."""
+        video = self.inputs(clips).to(self.device, non_blocking=True)
         with torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.amp_dtype is not None):
-            logits, _ = self.model(video, self.landmark(video))
-        return logits.float().softmax(dim=-1).cpu().numpy()
+            logits, features = self.model(video, self.landmark(video))
+        return logits.float().softmax(dim=-1).cpu().numpy(), features.float().cpu().numpy()

@@ -4,6 +4,8 @@ memory does not grow with the video's length.
 """
 import csv
 import math
+import os
+import shutil
 from collections import defaultdict
 
 import cv2
@@ -19,11 +21,35 @@ TIMELINE_POINTS = 1000  # per track; longer timelines are averaged into this man
 BOX_RECORD = np.dtype([("frame", "<i8"), ("serial", "<i8"), ("box", "<f8", 4)])
 
 
-class PredictionWriter:
-    """predictions.csv (one row per window, per-track smoothing applied) and per-track running sums."""
+class FeatureWriter:
+    """features.npy, one float32 row per window as rows come: appended to a raw file beside it, which close()
+    turns into the .npy file (its header, then the rows copied over), so memory does not grow with the rows."""
 
-    def __init__(self, path, class_names, smooth):
-        self.class_names, self.smooth = class_names, smooth
+    def __init__(self, path, dim):
+        self.path, self.dim, self.rows = path, dim, 0
+        self.raw_path = f"{path}.raw"
+        self.handle = open(self.raw_path, "wb")
+
+    def add(self, feature):
+        np.asarray(feature, dtype="<f4").reshape(self.dim).tofile(self.handle)
+        self.rows += 1
+
+    def close(self):
+        self.handle.close()
+        header = dict(descr=np.lib.format.dtype_to_descr(np.dtype("<f4")), fortran_order=False,
+                      shape=(self.rows, self.dim))
+        with open(self.path, "wb") as out, open(self.raw_path, "rb") as raw:
+            np.lib.format.write_array_header_1_0(out, header)
+            shutil.copyfileobj(raw, out)
+        os.remove(self.raw_path)
+
+
+class PredictionWriter:
+    """predictions.csv (one row per window, per-track smoothing applied) and per-track running sums; with
+    `features` (a FeatureWriter), each row's window feature in the same order."""
+
+    def __init__(self, path, class_names, smooth, features=None):
+        self.class_names, self.smooth, self.features = class_names, smooth, features
         self.handle = open(path, "w", newline="")
         self.writer = csv.writer(self.handle, lineterminator="\n")
         self.writer.writerow([*CSV_COLUMNS, *class_names, "top_class"])
@@ -39,6 +65,8 @@ class PredictionWriter:
         for smoother in self.smoothers.values():
             self._write(smoother.finish())
         self.handle.close()
+        if self.features is not None:
+            self.features.close()
 
     def _write(self, rows):
         for window, p in rows:
@@ -47,6 +75,8 @@ class PredictionWriter:
                                   int(window.frame_indices[0]), int(window.frame_indices[-1]),
                                   *(int(round(v)) for v in window.box), *(f"{v:.6f}" for v in p),
                                   self.class_names[top]])
+            if self.features is not None:
+                self.features.add(window.feature)
             stats = self.tracks.setdefault(window.track_id, dict(windows=0, sum=np.zeros(len(p)),
                                                                   top_counts=np.zeros(len(p), np.int64)))
             stats["windows"] += 1

@@ -33,6 +33,7 @@ from .model import CheckpointError, VideoModel
 from .mtcnn import MTCNNDetector
 from .outputs import (
     BOX_RECORD,
+    FeatureWriter,
     PredictionWriter,
     annotate_video,
     plot_timeline,
@@ -45,7 +46,7 @@ from .windows import Sample, TrackWindows, window_policy
 
 EXIT_BAD_ARGUMENT, EXIT_BAD_VIDEO, EXIT_BAD_CHECKPOINT, EXIT_BAD_DETECTOR, EXIT_PARTIAL = 2, 3, 4, 5, 6
 DETECTORS = ("mtcnn", "haar", "yunet", "none")
-OUTPUT_FILES = ("predictions.csv", "summary.json", "timeline.png", "annotated.mp4")
+OUTPUT_FILES = ("predictions.csv", "summary.json", "timeline.png", "annotated.mp4", "features.npy")
 DEFAULT_MARGIN = {"mtcnn": 0.0, "yunet": 0.0, "haar": 0.25, "none": 0.0}  # the crop around the detector's box
 
 
@@ -73,6 +74,7 @@ class Options:
     min_track_frames: int = 3
     batch_size: int = 8
     write_video: bool = True
+    features: bool = False  # also write features.npy: each window's clip feature, a row per predictions.csv row
     print_freq: int = 100
 
     def check(self):
@@ -96,6 +98,10 @@ class Result:
     def predictions_csv(self):
         return os.path.join(self.output_dir, "predictions.csv")
 
+    @property
+    def features_npy(self):
+        return os.path.join(self.output_dir, "features.npy")
+
 
 def build_detector(name, model_path="", min_face=40, device="cpu"):
     try:
@@ -110,6 +116,16 @@ def build_detector(name, model_path="", min_face=40, device="cpu"):
     except DetectorError as error:
         raise AnalysisError(str(error), EXIT_BAD_DETECTOR) from error
     raise AnalysisError(f"unknown detector {name!r}; choose from {DETECTORS}", EXIT_BAD_ARGUMENT)
+
+
+def crop_margin(options, detector_name):
+    return options.margin if options.margin is not None else DEFAULT_MARGIN[detector_name]
+
+
+def face_tracker(options, detector_name):
+    """The tracker of `options`; without detection (the whole frame) a track needs no confirmation."""
+    return FaceTracker(options.iou_threshold, options.max_gap_seconds, options.break_seconds,
+                       1 if detector_name == "none" else options.min_track_frames)
 
 
 class Analyzer:
@@ -156,7 +172,8 @@ class Analyzer:
         try:
             options.check()
             policy = window_policy(self.model.settings.data_set, self.model.settings.num_frames,
-                                   options.window_seconds, options.source_fps, options.stride_seconds)
+                                   options.window_seconds, options.source_fps, options.stride_seconds,
+                                   self.model.settings.clip_sampling)
         except ValueError as error:
             raise AnalysisError(str(error), EXIT_BAD_ARGUMENT) from error
         try:
@@ -239,9 +256,8 @@ class _Run:
         self.analyzer, self.options, self.policy, self.info, self.staging = analyzer, options, policy, info, staging
         self.progress = progress
         self.settings, self.class_names = analyzer.model.settings, analyzer.model.class_names
-        self.margin = options.margin if options.margin is not None else DEFAULT_MARGIN[analyzer.detector_name]
-        self.tracker = FaceTracker(options.iou_threshold, options.max_gap_seconds, options.break_seconds,
-                                   1 if analyzer.detector_name == "none" else options.min_track_frames)
+        self.margin = crop_margin(options, analyzer.detector_name)
+        self.tracker = face_tracker(options, analyzer.detector_name)
         self.reader = VideoReader(info, options.every, options.max_seconds)
         self.track_windows, self.spans, self.serial_to_id = {}, {}, {}
 
@@ -252,13 +268,16 @@ class _Run:
               f"frames; {self.settings.model}, windows of {self.policy.num_frames} crops "
               f"{self.policy.sample_step:.3f} s apart every {self.policy.stride:.2f} s ({self.policy.source}); "
               f"classes {self.class_names}", file=stream)
-        writer = PredictionWriter(os.path.join(out, "predictions.csv"), self.class_names, options.smooth)
+        model = self.analyzer.model
+        features = FeatureWriter(os.path.join(out, "features.npy"), model.feature_dim) if options.features else None
+        writer = PredictionWriter(os.path.join(out, "predictions.csv"), self.class_names, options.smooth, features)
         stop = threading.Event()
         start = time.time()
         try:
             with open(os.path.join(out, "boxes.bin"), "wb") as boxes:
                 for batch in _prefetch(self._window_batches(boxes), 2, stop):
-                    for window, p in zip(batch, self.analyzer.model.classify([w.crops for w in batch])):
+                    for window, p, feature in zip(batch, *model.classify_and_embed([w.crops for w in batch])):
+                        window.feature = feature
                         writer.add(window, p)
         finally:
             stop.set()

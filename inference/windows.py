@@ -35,18 +35,27 @@ class WindowPolicy:
 
 
 def window_policy(data_set: str | None, num_frames: int, window_seconds: float | None = None,
-                  source_fps: float | None = None, stride_seconds: float | None = None) -> WindowPolicy:
+                  source_fps: float | None = None, stride_seconds: float | None = None,
+                  clip_sampling: dict | None = None) -> WindowPolicy:
     """The policy of the data set the checkpoint was trained on, with the given overrides.
 
     `window_seconds` asks for uniform sampling over that span, `source_fps` for consecutive frames at
-    that rate; without either, DFEW checkpoints get uniform sampling over DFEW_WINDOW_SECONDS and
-    the others consecutive frames at SOURCE_FPS. The stride defaults to half a window's samples.
+    that rate; without either, a checkpoint trained on clips extracted from one's own videos follows their
+    `clip_sampling` (datasets.description.clip_sampling), DFEW checkpoints get uniform sampling over
+    DFEW_WINDOW_SECONDS and the others consecutive frames at SOURCE_FPS. The stride defaults to half a
+    window's samples.
     """
     if window_seconds is not None and source_fps is not None:
         raise ValueError("give either window_seconds (uniform sampling) or source_fps (consecutive frames)")
     name = ALIASES.get(data_set, data_set)
     if window_seconds is None and source_fps is None:
-        if name == "DFEW":
+        if clip_sampling and clip_sampling["mode"] == "spread":
+            window_seconds = clip_sampling["window_seconds"]
+            source = f"its training clips: frames spread over {window_seconds:.3g} s (their median length)"
+        elif clip_sampling:
+            source_fps = clip_sampling["fps"]
+            source = f"its training clips: consecutive frames at {source_fps:g} fps"
+        elif name == "DFEW":
             window_seconds, source = DFEW_WINDOW_SECONDS, "DFEW: uniform over a clip"
         else:
             source_fps, source = SOURCE_FPS, f"{name}: consecutive frames at the source rate"
@@ -68,6 +77,7 @@ class Window:
     frame_indices: np.ndarray  # (T,)
     box: np.ndarray  # the face box (x, y, w, h) of the middle sample
     crops: np.ndarray  # (T, S, S, 3) RGB uint8
+    feature: np.ndarray | None = None  # the model's clip feature, once classified (predict.py --features)
 
     @property
     def start(self) -> float:

@@ -16,12 +16,16 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a file: import datasets.*, inference.*
 from datasets.classes import DFEW_CLASSES
-from datasets.synthetic import render_clip
+from datasets.synthetic import draw_identity, render_clip
 from utils.files import atomic_output, write_json_atomically
 
+PERSON_SEED_STREAM = 2  # keeps a person's random draws apart from the expressions' ([seed, k])
 
-def write_video(path, expressions, frames_per_expression, size, fps, seed):
-    """Render the video and its JSON description; returns the description."""
+
+def write_video(path, expressions, frames_per_expression, size, fps, seed, person=None):
+    """Render the video and its JSON description; returns the description. With `person` (an int), every
+    expression is shown by that one drawn person (face, colours, pose and background), else each by another."""
+    identity = None if person is None else draw_identity(np.random.default_rng([person, PERSON_SEED_STREAM]), size)
     segments = []
     with atomic_output(path) as tmp_path:
         writer = cv2.VideoWriter(tmp_path, cv2.VideoWriter_fourcc(*"mp4v"), fps, (size, size))
@@ -30,7 +34,7 @@ def write_video(path, expressions, frames_per_expression, size, fps, seed):
         try:
             for k, name in enumerate(expressions):
                 frames = render_clip(DFEW_CLASSES.index(name), frames_per_expression, size,
-                                     np.random.default_rng([seed, k]))
+                                     np.random.default_rng([seed, k]), identity)
                 for frame in frames:
                     writer.write(cv2.cvtColor(np.asarray(frame), cv2.COLOR_RGB2BGR))
                 first = k * frames_per_expression
@@ -40,7 +44,7 @@ def write_video(path, expressions, frames_per_expression, size, fps, seed):
         finally:
             writer.release()
     description = dict(video=str(path), fps=fps, size=size, frames_per_expression=frames_per_expression,
-                       seed=seed, segments=segments,
+                       seed=seed, person=person, segments=segments,
                        note="each segment starts neutral; its expression develops from a random frame "
                             "in the segment's first half")
     write_json_atomically(f"{path}.json", description)
@@ -56,6 +60,8 @@ def main(argv=None):
     parser.add_argument("--size", type=int, default=112, help="frame width and height in pixels")
     parser.add_argument("--fps", type=float, default=8.0)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--person", type=int, default=None,
+                        help="every expression shown by this one drawn person (default: a new face for each)")
     args = parser.parse_args(argv)
     expressions = [e.strip() for e in args.expressions.split(",") if e.strip()]
     unknown = [e for e in expressions if e not in DFEW_CLASSES]
@@ -64,7 +70,8 @@ def main(argv=None):
     if args.frames_per_expression < 2 or args.size < 16 or args.fps <= 0:
         parser.error("--frames_per_expression must be >= 2, --size >= 16 and --fps > 0")
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    description = write_video(args.out, expressions, args.frames_per_expression, args.size, args.fps, args.seed)
+    description = write_video(args.out, expressions, args.frames_per_expression, args.size, args.fps, args.seed,
+                              args.person)
     print(f"wrote {args.out} ({len(expressions) * args.frames_per_expression} frames, {args.fps:g} fps) "
           f"and {args.out}.json; expression onsets:")
     for s in description["segments"]:

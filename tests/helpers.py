@@ -1,5 +1,5 @@
 """Helpers the test modules share (fixtures are in conftest.py): tiny models and inputs, tiny checkpoints,
-running main_finetune.py and reading its log."""
+running main_finetune.py and reading its log, a Hugging Face cache laid out offline."""
 import argparse
 import json
 import os
@@ -67,3 +67,18 @@ def run_main(args, check=True, launcher=(sys.executable, "main_finetune.py")):
 
 def read_log(output_dir):
     return [json.loads(line) for line in (Path(output_dir) / "log.txt").read_text().splitlines()]
+
+
+def fake_hub_cache(root, files):
+    """A Hugging Face cache holding one snapshot of cyinen/S2D, laid out as huggingface_hub writes it."""
+    repo = root / "models--cyinen--S2D"
+    commit = "0123456789abcdef0123456789abcdef01234567"
+    (repo / "refs").mkdir(parents=True)
+    (repo / "refs" / "main").write_text(commit)
+    (repo / "blobs").mkdir()
+    for name, content in files.items():
+        blob = repo / "blobs" / f"blob{len(content)}{abs(hash(name))}"
+        blob.write_bytes(content)
+        link = repo / "snapshots" / commit / name
+        link.parent.mkdir(parents=True, exist_ok=True)
+        link.symlink_to(os.path.relpath(blob, link.parent))

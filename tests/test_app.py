@@ -70,7 +70,7 @@ def test_handler_returns_the_tracks_table_video_and_downloads(demo_dir, tmp_path
             calls.append((value, request.get(None)))
 
     status, timeline, table, video, downloads = analyses.analyze(str(demo_dir / app.SAMPLE_VIDEO), label, Progress())
-    assert "synthetic.mp4**: 1 face track(s)" in status and "s2d_tiny_patch8_64 (DFEW classes)" in status
+    assert "synthetic.mp4**: 1 face track(s)" in status and "s2d_tiny_patch8_64, classes happy, sad, neutral," in status
     assert [Path(p).name for p in downloads] == ["predictions.csv", "summary.json"]
     with open(downloads[0], newline="") as handle:
         rows = list(csv.DictReader(handle))

@@ -19,7 +19,7 @@ from datasets.classes import DFEW_CLASSES, MAFW_CLASSES
 from inference import AnalysisError, analyze_video
 from inference.faces import HaarDetector
 from scripts.make_synthetic_video import write_video
-from tests.helpers import ROOT, tiny_checkpoint
+from tests.helpers import ROOT, fake_hub_cache, tiny_checkpoint
 from tests.videos import face_frame, set_rotation, write_audio_only, write_cv2_video, write_timed_video
 
 FPS, WIDTH, HEIGHT, NUM_FRAMES = 10, 320, 240, 40
@@ -370,21 +370,6 @@ def test_command_line_exit_code(tmp_path):
     result = subprocess.run([sys.executable, "predict.py", "--video", str(tmp_path / "none.mp4"), "--checkpoint",
                              "x.pth", "--output_dir", str(tmp_path / "out")], cwd=ROOT, capture_output=True, text=True)
     assert result.returncode == 4 and result.stderr.strip().splitlines()[-1].startswith("error: checkpoint file")
-
-
-def fake_hub_cache(root, files):
-    """A Hugging Face cache holding one snapshot of cyinen/S2D, laid out as huggingface_hub writes it."""
-    repo = root / "models--cyinen--S2D"
-    commit = "0123456789abcdef0123456789abcdef01234567"
-    (repo / "refs").mkdir(parents=True)
-    (repo / "refs" / "main").write_text(commit)
-    (repo / "blobs").mkdir()
-    for name, content in files.items():
-        blob = repo / "blobs" / f"blob{len(content)}{abs(hash(name))}"
-        blob.write_bytes(content)
-        link = repo / "snapshots" / commit / name
-        link.parent.mkdir(parents=True, exist_ok=True)
-        link.symlink_to(os.path.relpath(blob, link.parent))
 
 
 def test_download_checkpoints_offline_from_a_cache(tmp_path):

@@ -130,8 +130,8 @@ class VideoAnalyses:
         policy, model = summary["window_policy"], summary["model"]
         lines = [f"**{name}**: {len(summary['tracks'])} face track(s), {summary['windows']} windows over "
                  f"{summary['duration_s']:.1f} s of video, analysed in {summary['seconds']:.1f} s.",
-                 f"Model {model['model']} ({model['data_set']} classes); windows of {policy['num_frames']} crops "
-                 f"{policy['sample_step']:.3f} s apart every {policy['stride']:.2f} s."]
+                 f"Model {model['model']}, classes {', '.join(summary['class_names'])}; windows of "
+                 f"{policy['num_frames']} crops {policy['sample_step']:.3f} s apart every {policy['stride']:.2f} s."]
         if "warning" in summary:
             lines.insert(0, f"**Warning:** {summary['warning'].replace(summary['video'], name)}.")
         if "max_seconds" in overrides:
