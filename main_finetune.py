@@ -639,8 +639,8 @@ def evaluate_checkpoint(args, models, loader_test, device, amp_dtype, names):
 
 
 def main(args):
+    describe_data(args)  # may give --nb_classes (DATA_PATH/classes.txt), which check_args needs
     check_args(args)
-    describe_data(args)
     if args.check_data:
         sys.exit(1 if check_data_of_args(args) else 0)
     device, amp_dtype = start_run(args)
