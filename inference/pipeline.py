@@ -268,8 +268,8 @@ class _Run:
         duration = reader.last_time or 0.0
         summary = dict(
             video=info.path,
-            container=dict(fps=info.fps, frame_count=info.frame_count, width=info.width, height=info.height,
-                           rotation=info.rotation, codec=info.codec),
+            container=dict(fps=info.fps, frame_count=info.frame_count, duration_s=round(info.duration, 4),
+                           width=info.width, height=info.height, rotation=info.rotation, codec=info.codec),
             frames_decoded=reader.frames_decoded, duration_s=round(duration, 4),
             complete=not reader.ended_early, repaired_timestamps=reader.repaired_timestamps,
             seconds=round(elapsed, 3), video_frames_per_second=round(reader.frames_decoded / max(elapsed, 1e-9), 3),
@@ -280,9 +280,8 @@ class _Run:
             window_policy=dict(asdict(self.policy), span_seconds=self.policy.span),
             detector=self.analyzer.detector_name, margin=self.margin, options=asdict(options))
         if reader.ended_early:
-            summary["warning"] = (f"the video stopped decoding at {duration:.2f} s (frame {reader.frames_decoded} of "
-                                  f"{info.frame_count} announced): truncated or damaged; results cover the "
-                                  "part before")
+            summary["warning"] = (f"the video stopped decoding at {duration:.2f} s (frame {reader.frames_decoded}), "
+                                  f"{reader.ended_early}: truncated or damaged; results cover the part before")
         elif not self.serial_to_id:
             summary["warning"] = f"no face found in {info.path}"
         if "warning" in summary:

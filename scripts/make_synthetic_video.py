@@ -17,8 +17,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a file: import datasets.*, inference.*
 from datasets.classes import DFEW_CLASSES
 from datasets.synthetic import render_clip
-from inference.outputs import write_json
-from models import atomic_output
+from utils.files import atomic_output, write_json_atomically
 
 
 def write_video(path, expressions, frames_per_expression, size, fps, seed):
@@ -44,8 +43,7 @@ def write_video(path, expressions, frames_per_expression, size, fps, seed):
                        seed=seed, segments=segments,
                        note="each segment starts neutral; its expression develops from a random frame "
                             "in the segment's first half")
-    with atomic_output(f"{path}.json") as tmp_path:
-        write_json(tmp_path, description)
+    write_json_atomically(f"{path}.json", description)
     return description
 
 

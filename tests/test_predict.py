@@ -20,7 +20,7 @@ from inference import AnalysisError, analyze_video
 from inference.faces import HaarDetector
 from scripts.make_synthetic_video import write_video
 from tests.helpers import ROOT, tiny_checkpoint
-from tests.videos import face_frame, set_rotation, write_audio_only, write_cv2_video, write_timed_video
+from tests.videos import face_frame, set_rotation, show_only, write_audio_only, write_cv2_video, write_timed_video
 
 FPS, WIDTH, HEIGHT, NUM_FRAMES = 10, 320, 240, 40
 FACE_FRAMES = range(4, 34)  # the face is in frames 4..33
@@ -304,6 +304,28 @@ def test_video_broken_mid_stream_keeps_what_was_analysed(checkpoint, tmp_path):
     assert summary["tracks"][0]["windows"] >= 1 and read_csv(tmp_path / "out")[1]
     assert sorted(os.listdir(tmp_path / "out")) == ["annotated.mp4", "predictions.csv", "summary.json",
                                                     "timeline.png"]
+
+
+def test_complete_is_decoding_to_the_stream_end_not_the_announced_frame_count(checkpoint, tmp_path):
+    """An edited mp4 announces 40 frames (its sample table) and shows 30 (its edit list ends at 3 s): complete. The
+    same frames with the index first, cut at 40% of the bytes: partial, the outputs covering what decoded."""
+    frames = [face_frame(96, 96, [(i % 20, 0, 0.16)]) for i in range(40)]
+    times = [i / 10 for i in range(40)]
+    write_timed_video(tmp_path / "edited.mp4", frames, times)
+    show_only(tmp_path / "edited.mp4", 3.0)
+    flags = ("--no_detect", "--source_fps", "10", "--no_video")
+    code, summary = run_predict(tmp_path / "edited.mp4", checkpoint, tmp_path / "edited", *flags)
+    assert (summary["container"]["frame_count"], summary["container"]["duration_s"]) == (40, 3.0)
+    assert code == 0 and summary["complete"] and "warning" not in summary
+    assert (summary["frames_decoded"], summary["duration_s"]) == (30, pytest.approx(2.9))
+    write_timed_video(tmp_path / "stream.mp4", frames, times, keyframe_every=1, index_first=True)
+    data = (tmp_path / "stream.mp4").read_bytes()
+    (tmp_path / "cut.mp4").write_bytes(data[:len(data) * 4 // 10])
+    code, summary = run_predict(tmp_path / "cut.mp4", checkpoint, tmp_path / "cut", *flags)
+    assert code == 6 and not summary["complete"] and 0 < summary["frames_decoded"] < 20
+    assert summary["warning"].startswith(f"the video stopped decoding at {summary['duration_s']:.2f} s (frame "
+                                         f"{summary['frames_decoded']}), before the end of its stream (3.90 s")
+    assert read_csv(tmp_path / "cut")[1]
 
 
 def test_zero_frame_rate_header_and_4k_frames(checkpoint, tmp_path):

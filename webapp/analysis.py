@@ -117,9 +117,9 @@ class VideoAnalyses:
             info = probe_video(video)
         except VideoError as error:
             raise AnalysisError(str(error), EXIT_BAD_VIDEO) from error
-        if not (info.frame_count and info.fps):
+        seconds = info.duration or (info.frame_count / info.fps if info.frame_count and info.fps else 0)
+        if not seconds:
             return dict(max_seconds=self.max_video_seconds)
-        seconds = info.frame_count / info.fps
         if seconds > self.max_video_seconds:
             raise AnalysisError(f"the video lasts {seconds:.0f} s; this page analyses videos of at most "
                                 f"{self.max_video_seconds:g} s (app.py --max_video_seconds)", EXIT_BAD_VIDEO)
