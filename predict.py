@@ -8,9 +8,10 @@ Writes predictions.csv, summary.json, timeline.png and annotated.mp4 to --output
 folder per video plus index.csv (--videos). Exit codes: 0 done (also when no face is found), 1 some videos of
 the corpus failed (index.csv says why), 2 bad command-line value, 3 bad video, 4 bad checkpoint or landmark
 weights, 5 face detector cannot be built, 6 the video broke off mid-stream (outputs cover the part before;
-summary.json says where), 130 interrupted (nothing half-written).
+summary.json says where), 130 interrupted by Ctrl-C or SIGTERM (nothing half-written).
 """
 import argparse
+import signal
 import sys
 
 from datasets.build import ALIASES, DATASETS
@@ -120,17 +121,27 @@ def analyze_many(args):
     except DeviceError as error:
         raise AnalysisError(str(error), EXIT_BAD_ARGUMENT) from error
     init_distributed_mode(args)  # under torchrun: one process per GPU (gloo on the CPU)
-    rows = analyze_corpus(build_analyzer(args), videos, args.output_dir, args.overwrite)
+    result = analyze_corpus(build_analyzer(args), videos, args.output_dir, args.overwrite)
+    rows = result.rows
+    if not result.complete:  # other processes are still at work (or stopped): they, or a rerun, finish the index
+        print(f"[rank {args.rank}] share done; {len(rows)} of {len(videos)} videos finished so far; index: "
+              f"{args.output_dir}/index.csv (should a process have stopped, rerun the command to complete it)",
+              file=sys.stderr)
+        return 0
     failed = [r for r in rows if r["status"] == "failed"]
-    if args.rank == 0:
-        partial = sum(r["status"] == "partial" for r in rows)
-        print(f"{len(rows)} videos: {len(rows) - len(failed) - partial} ok, {partial} partial, {len(failed)} failed; "
-              f"index: {args.output_dir}/index.csv", file=sys.stderr)
+    partial = sum(r["status"] == "partial" for r in rows)
+    print(f"{len(rows)} videos: {len(rows) - len(failed) - partial} ok, {partial} partial, {len(failed)} failed; "
+          f"index: {args.output_dir}/index.csv", file=sys.stderr)
     return EXIT_CORPUS_FAILURES if failed else 0
+
+
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt
 
 
 def run(argv=None):
     args = get_args_parser().parse_args(argv)
+    previous = signal.signal(signal.SIGTERM, _interrupt)  # a stop (kill, torchrun, a scheduler) as Ctrl-C
     try:
         return analyze_one(args) if args.video else analyze_many(args)
     except AnalysisError as error:
@@ -139,6 +150,8 @@ def run(argv=None):
     except KeyboardInterrupt:
         print("interrupted: nothing half-written is left", file=sys.stderr)
         return EXIT_INTERRUPTED
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 if __name__ == "__main__":

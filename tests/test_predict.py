@@ -10,6 +10,7 @@ import sys
 import tracemalloc
 from pathlib import Path
 
+import av
 import cv2
 import numpy as np
 import pytest
@@ -148,13 +149,20 @@ def test_consecutive_policy_resamples_to_the_source_rate(checkpoint, tmp_path):
 
 def test_variable_frame_rate_times_come_from_the_container(checkpoint, tmp_path):
     """2 s at 30 fps without a face, then 2 s at 10 fps with one: the face appears at 2.0 s (frame 60), where
-    frame index / average frame rate would say 3.0 s."""
+    frame index / average frame rate would say 3.0 s. The annotated video, encoded once as H.264, keeps every
+    frame's time."""
     times = [i / 30 for i in range(60)] + [2 + i / 10 for i in range(20)]
     frames = [face_frame(160, 120, [(20, 5, 0.2)] if t >= 2 else []) for t in times]
     video = tmp_path / "vfr.mp4"
     write_timed_video(video, frames, times)
-    code, summary = run_predict(video, checkpoint, tmp_path / "out", "--window_seconds", "0.6", "--no_video",
+    code, summary = run_predict(video, checkpoint, tmp_path / "out", "--window_seconds", "0.6",
                                 "--detector", "haar", "--min_face", "20")
+    assert summary["annotated_video"]["codec"] == "libx264"
+    with av.open(str(tmp_path / "out" / "annotated.mp4")) as container:
+        stream = container.streams.video[0]
+        assert stream.codec_context.name == "h264" and (stream.width, stream.height) == (160, 120)
+        decoded = [float(frame.time) for frame in container.decode(stream)]
+    assert decoded == pytest.approx(times, abs=1e-3)
     assert code == 0
     (track,) = summary["tracks"]
     assert track["first_frame"] == 60 and track["start_s"] == pytest.approx(2.0, abs=1e-3)

@@ -45,6 +45,12 @@ def barrier() -> None:
         dist.barrier()
 
 
+def leave_process_group() -> None:
+    """Destroy the process group (when there is one): the processes go on without any collective."""
+    if is_distributed():
+        dist.destroy_process_group()
+
+
 def all_gather_objects(obj) -> list:
     """Every rank's `obj`, in rank order (a one-element list when not distributed)."""
     if not is_distributed():
