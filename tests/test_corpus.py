@@ -191,17 +191,22 @@ def test_a_killed_rank_loses_only_its_video_and_a_restart_completes_the_corpus(c
     assert not [p for p in os.listdir(tmp_path / "out") if p.startswith(".")]
 
 
-def wait_for_index_then(signal_number, command, output_dir):
+def finished_folders(output_dir):
+    return [p for p in os.listdir(output_dir) if not p.startswith(".") and (output_dir / p).is_dir()] \
+        if output_dir.exists() else []
+
+
+def signal_after_a_new_video(signal_number, command, output_dir):
+    """Run `command`; once it has finished a video more than there were and started the next, send it
+    `signal_number`."""
+    before = len(finished_folders(output_dir))
     process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 120
-    while time.time() < deadline and not (output_dir / "index.csv").exists():
-        time.sleep(0.02)
+    while time.time() < deadline and (len(finished_folders(output_dir)) == before
+                                      or not list(output_dir.glob(".running-*"))):
+        time.sleep(0.01)
     process.send_signal(signal_number)
     return process.wait(), process.stderr.read()
-
-
-def finished_folders(output_dir):
-    return [p for p in os.listdir(output_dir) if not p.startswith(".") and (output_dir / p).is_dir()]
 
 
 def test_stopped_and_killed_runs_resume(corpus, first_run, tmp_path):
@@ -211,13 +216,12 @@ def test_stopped_and_killed_runs_resume(corpus, first_run, tmp_path):
     output_dir = tmp_path / "killed"
     command = [sys.executable, "predict.py", "--videos", str(root / "videos"), str(root / "list.txt"),
                "--checkpoint", str(checkpoint), "--output_dir", str(output_dir), *FLAGS]
-    code, err = wait_for_index_then(signal.SIGTERM, command, output_dir)
+    code, err = signal_after_a_new_video(signal.SIGTERM, command, output_dir)
     assert code == 130 and err.strip().splitlines()[-1] == "interrupted: nothing half-written is left"
     stopped = finished_folders(output_dir)
     assert 1 <= len(stopped) < 4 and not [p for p in os.listdir(output_dir) if ".partial-" in p or ".running-" in p]
     assert len(read_index(output_dir)) == len(stopped)  # the index has a row for each finished video
-    os.remove(output_dir / "index.csv")
-    code, _ = wait_for_index_then(signal.SIGKILL, command, output_dir)
+    code, _ = signal_after_a_new_video(signal.SIGKILL, command, output_dir)
     finished = finished_folders(output_dir)
     assert code == -signal.SIGKILL and len(stopped) < len(finished) < 4  # killed in the middle of the corpus
     assert all((output_dir / p / "summary.json").exists() for p in finished)  # no half folder counts as done
