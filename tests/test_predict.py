@@ -14,11 +14,13 @@ import av
 import cv2
 import numpy as np
 import pytest
+import torch
 
 import predict
 from datasets.classes import DFEW_CLASSES, MAFW_CLASSES
 from inference import AnalysisError, analyze_video
 from inference.faces import HaarDetector
+from inference.model import VideoModel
 from scripts.make_synthetic_video import write_video
 from tests.helpers import ROOT, tiny_checkpoint
 from tests.videos import face_frame, set_rotation, show_only, write_audio_only, write_cv2_video, write_timed_video
@@ -230,6 +232,53 @@ def test_smooth_max_seconds_and_no_detect(checkpoint, tmp_path):
     assert smooth[0] == pytest.approx(raw[:2].mean(0), abs=1e-5)  # fewer windows at the ends
     assert smooth[-1] == pytest.approx(raw[-2:].mean(0), abs=1e-5)
     assert np.abs(raw - smooth).max() > 1e-4  # the random model does not give identical windows
+
+
+def test_out_of_gpu_memory_retries_the_batch_in_halves(checkpoint, tmp_path, monkeypatch, capsys):
+    """A model that runs out of memory on more than 2 windows (the error injected: no GPU here): the batch is
+    retried in halves, said once, and the results equal those of an unconstrained run; out of memory on a single
+    window fails the video."""
+    video = tmp_path / "synthetic.mp4"
+    write_video(video, ["happy", "surprise"], 6, 64, 8.0, seed=0)
+    flags = ("--no_detect", "--no_video", "--source_fps", "8", "--batch_size", "8")
+    assert run_predict(video, checkpoint, tmp_path / "free", *flags)[0] == 0
+    classify, sizes = VideoModel.classify, []
+
+    def tight(self, clips, limit=2):
+        sizes.append(len(clips))
+        if len(clips) > limit:
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        return classify(self, clips)
+
+    monkeypatch.setattr(VideoModel, "classify", tight)
+    capsys.readouterr()
+    code, summary = run_predict(video, checkpoint, tmp_path / "tight", *flags)
+    assert code == 0 and sizes == [5, 2, 2, 1]  # 5 windows: 5 do not fit, 2 do, and 2 stays the size
+    assert capsys.readouterr().err.count("out of GPU memory") == 1
+    assert summary["out_of_memory"] == "batches of 8 windows ran out of GPU memory; the video ran in batches of 2"
+    np.testing.assert_allclose(probabilities_of(read_csv(tmp_path / "tight")[1]),
+                               probabilities_of(read_csv(tmp_path / "free")[1]), atol=1e-5)
+    monkeypatch.setattr(VideoModel, "classify", lambda self, clips: tight(self, clips, limit=0))
+    with pytest.raises(torch.OutOfMemoryError):
+        run_predict(video, checkpoint, tmp_path / "none", *flags)
+    assert sorted(os.listdir(tmp_path)) == ["free", "synthetic.mp4", "synthetic.mp4.json", "tight"]
+
+
+def test_windows_that_repeat_frames_are_reported(face_video, checkpoint, tmp_path, capsys):
+    """A 10 fps video under a 25 fps grid, and --every 2 under a 10 fps grid: each window's samples take some frames
+    twice; summary.json counts those windows and says why, stderr once. A grid as dense as the frames: no note."""
+    flags = ("--no_detect", "--no_video", "--max_seconds", "2")
+    code, summary = run_predict(face_video, checkpoint, tmp_path / "dense", *flags, "--source_fps", "25")
+    assert code == 0 and summary["repeated_frames"]["windows"] == summary["windows"] > 0
+    assert "a sample every 0.040 s (25.0 per second), more often than the frames analysed (about 10.5 per second)" \
+        in summary["repeated_frames"]["why"]
+    assert capsys.readouterr().err.count("windows repeat frames") == 1
+    _, summary = run_predict(face_video, checkpoint, tmp_path / "every", *flags, "--source_fps", "10", "--every", "2")
+    assert summary["repeated_frames"]["windows"] == summary["windows"] and "with --every 2" in \
+        summary["repeated_frames"]["why"]
+    capsys.readouterr()
+    _, summary = run_predict(face_video, checkpoint, tmp_path / "even", *flags, "--source_fps", "10")
+    assert "repeated_frames" not in summary and "windows repeat frames" not in capsys.readouterr().err
 
 
 def test_cpu_int8_agrees_with_fp32_and_is_cpu_only(checkpoint, tmp_path):
