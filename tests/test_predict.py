@@ -175,6 +175,21 @@ def test_variable_frame_rate_times_come_from_the_container(checkpoint, tmp_path)
     assert [float(r["end_s"]) - float(r["start_s"]) for r in rows] == pytest.approx([0.6] * len(rows), abs=1e-3)
 
 
+def test_hevc_mov_shorter_than_a_window(checkpoint, tmp_path):
+    """An HEVC .mov (as iPhones record) of 0.4 s, under the DFEW policy's 3 s windows (4 samples 1 s apart): the
+    face's track gets one window, padded with its only sample, as the test protocol pads short clips."""
+    times = [i / 10 for i in range(5)]
+    write_timed_video(tmp_path / "phone.mov", [face_frame(320, 240, [(40, 0, 0.38)]) for _ in times], times,
+                      codec="libx265")
+    code, summary = run_predict(tmp_path / "phone.mov", checkpoint, tmp_path / "out")
+    assert code == 0 and summary["complete"] and summary["container"]["codec"] == "hevc"
+    assert summary["window_policy"]["sample_step"] == 1.0 and summary["tracks"][0]["frames_detected"] == 5
+    ((window),) = read_csv(tmp_path / "out")[1]
+    assert (window["start_s"], window["end_s"], window["first_frame"], window["last_frame"]) == \
+        ("0.0000", "0.0000", "0", "0")
+    assert "repeated_frames" not in summary  # padding is not a repetition of the grid
+
+
 def test_rotated_phone_video_is_analysed_and_annotated_upright(checkpoint, tmp_path):
     """The frames are stored turned a quarter to the left with a 90-degree rotation in the header."""
     upright = [face_frame(120, 160, [(5, 10, 0.22)]) for _ in range(12)]

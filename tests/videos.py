@@ -28,14 +28,14 @@ def write_cv2_video(path, frames, fps, fourcc="mp4v"):
 
 
 def write_timed_video(path, frames, times, keyframe_every=None, index_first=False, codec="libx264"):
-    """An H.264 mp4 whose frames carry exactly the given presentation times (seconds, millisecond ticks);
-    `index_first`: the index (moov) before the frames, as streaming files have it."""
+    """An H.264 mp4 (or `codec`, e.g. libx265 into a .mov) whose frames carry exactly the given presentation times
+    (seconds, millisecond ticks); `index_first`: the index (moov) before the frames, as streaming files have it."""
     with av.open(str(path), "w", options={"movflags": "+faststart"} if index_first else {}) as container:
         stream = container.add_stream(codec, rate=1000)
         stream.height, stream.width = frames[0].shape[:2]
         stream.pix_fmt = "yuv420p"
-        if keyframe_every:
-            stream.options = {"g": str(keyframe_every)}
+        stream.options = {**({"g": str(keyframe_every)} if keyframe_every else {}),
+                          **({"x265-params": "log-level=none"} if codec == "libx265" else {})}
         for frame, time in zip(frames, times):
             picture = av.VideoFrame.from_ndarray(cv2.cvtColor(frame, cv2.COLOR_BGR2RGB), format="rgb24")
             picture.pts = round(time * 1000)
