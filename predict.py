@@ -11,6 +11,7 @@ weights, 5 face detector cannot be built, 6 the video broke off mid-stream (outp
 summary.json says where), 130 interrupted by Ctrl-C or SIGTERM (nothing half-written).
 """
 import argparse
+import os
 import signal
 import sys
 
@@ -19,7 +20,7 @@ from inference import DETECTORS, AnalysisError, Analyzer, Options
 from inference.corpus import analyze_corpus, collect_videos
 from inference.pipeline import EXIT_BAD_ARGUMENT, EXIT_PARTIAL
 from utils.device import DeviceError, choose_device
-from utils.distributed import init_distributed_mode
+from utils.distributed import launch_store, local_device
 
 EXIT_CORPUS_FAILURES, EXIT_INTERRUPTED = 1, 130
 
@@ -120,8 +121,11 @@ def analyze_many(args):
         args.device = choose_device(args.device, cpu_only=args.cpu_int8)
     except DeviceError as error:
         raise AnalysisError(str(error), EXIT_BAD_ARGUMENT) from error
-    init_distributed_mode(args)  # under torchrun: one process per GPU (gloo on the CPU)
-    result = analyze_corpus(build_analyzer(args), videos, args.output_dir, args.overwrite)
+    store, args.rank, world_size = launch_store()  # under torchrun: one process per GPU, no process group
+    if world_size > 1:
+        args.device = local_device(args.device, int(os.environ.get("LOCAL_RANK", 0)))
+    result = analyze_corpus(build_analyzer(args), videos, args.output_dir, args.overwrite, rank=args.rank,
+                            world_size=world_size, store=store)
     rows = result.rows
     if not result.complete:  # other processes are still at work (or stopped): they, or a rerun, finish the index
         print(f"[rank {args.rank}] share done; {len(rows)} of {len(videos)} videos finished so far; index: "

@@ -6,9 +6,10 @@ hash of the path: stable across runs, unique for equal file names in different f
 only once complete (Analyzer.analyze commits it with one rename), so a rerun skips exactly the videos that
 were finished; OUT/corpus.json records the settings, and a rerun with other settings is refused.
 
-Under torchrun the processes meet once, to check the settings, and then share nothing but the output folder:
-each records its rows in OUT/.corpus-rank<k>.json and, under a file lock, merges every process's file into
-index.csv after each video. No process waits for another, so a process that dies (killed, out of host memory)
+Under torchrun the processes agree once, through torchrun's key-value store (rank 0 checks the output folder and
+the settings; no process group, no collective), and then share nothing but the output folder: each records its
+rows in OUT/.corpus-rank<k>.json and, under a file lock, merges every process's file into index.csv after each
+video. No process waits for another, so a process that dies (killed, out of host memory)
 leaves the others' work and the index intact. A video whose process died while analysing it (its marker
 OUT/.running-<name> is still there) is tried again after the others on the next run.
 """
@@ -24,7 +25,6 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from utils.distributed import barrier, get_rank, get_world_size, leave_process_group
 from utils.files import write_csv_atomically, write_json_atomically
 from utils.progress import format_duration
 
@@ -35,6 +35,7 @@ VIDEO_EXTENSIONS = (".mp4", ".mov", ".m4v", ".avi", ".mkv", ".webm", ".mpg", ".m
                     ".mts", ".3gp")
 LIST_EXTENSIONS = (".txt", ".lst", ".list")
 INDEX_COLUMNS = ("video", "output", "status", "frames", "duration_s", "tracks", "seconds", "error")
+PROCESS_STARTED = time.time()  # a start record written before this is from an earlier torchrun round
 
 
 def collect_videos(paths) -> list[str]:
@@ -101,26 +102,36 @@ def _row(video, name, summary=None, seconds=None, error=""):
                 seconds=summary["seconds"], error=summary.get("warning", "") if not summary["complete"] else "")
 
 
-def _check_settings(output_dir, settings, overwrite):
-    """The first run records its settings; a rerun must use the same (or --overwrite). Returns the names of the
-    videos whose process died while analysing them in an earlier run (their markers)."""
+def _start(output_dir, settings, overwrite, rank, store):
+    """Rank 0 clears what a killed run left, records the settings (the first run) and lists the markers of videos
+    whose process died; every process then learns that list (through `store` under torchrun) and checks that the
+    folder was analysed with its settings (a rerun must use the same, or --overwrite). Returns the list."""
     path = os.path.join(output_dir, "corpus.json")
-    if get_rank() == 0:
-        os.makedirs(output_dir, exist_ok=True)
-        for stale in [*Path(output_dir).glob(".*.partial-*"), *Path(output_dir).glob(".corpus-rank*.json")]:
-            shutil.rmtree(stale, ignore_errors=True) if stale.is_dir() else stale.unlink(missing_ok=True)
-        if overwrite or not os.path.exists(path):
-            write_json_atomically(path, settings, sort_keys=True)
-    barrier()
-    died = {p.name.removeprefix(".running-") for p in Path(output_dir).glob(".running-*")}
+    if rank == 0:
+        try:
+            os.makedirs(output_dir, exist_ok=True)
+            for stale in [*Path(output_dir).glob(".*.partial-*"), *Path(output_dir).glob(".corpus-rank*.json")]:
+                shutil.rmtree(stale, ignore_errors=True) if stale.is_dir() else stale.unlink(missing_ok=True)
+            if overwrite or not os.path.exists(path):
+                write_json_atomically(path, settings, sort_keys=True)
+            start = dict(died=sorted(p.name.removeprefix(".running-") for p in Path(output_dir).glob(".running-*")))
+        except OSError as error:
+            start = dict(error=f"{output_dir}: {failure_reason(error)}")
+        if store is not None:
+            store.set("corpus_start", json.dumps(dict(start, time=time.time())))
+    else:
+        # torchrun keeps its store over a restart of the group: wait for this round's record
+        while (start := json.loads(store.get("corpus_start")))["time"] < PROCESS_STARTED:
+            time.sleep(0.2)
+    if "error" in start:
+        raise AnalysisError(f"cannot prepare the output folder {start['error']}", EXIT_BAD_ARGUMENT)
     recorded = json.loads(Path(path).read_text())
-    barrier()  # every process has seen the markers of the earlier run before any makes its own
     if recorded != settings:
         changed = sorted(k for k in set(recorded) | set(settings) if recorded.get(k) != settings.get(k))
         raise AnalysisError(f"{output_dir} holds a corpus analysed with other settings ({', '.join(changed)} "
                             "differ; see its corpus.json): pass --overwrite to redo it, or another --output_dir",
                             EXIT_BAD_ARGUMENT)
-    return died
+    return set(start["died"])
 
 
 @dataclass
@@ -157,14 +168,14 @@ def _merge(output_dir, rank, world_size, rows, finished):
     return [merged[i] for i in sorted(merged)], done == world_size
 
 
-def analyze_corpus(analyzer, videos, output_dir, overwrite=False, stream=None) -> CorpusResult:
-    """Analyse this process's share of `videos` into `output_dir`. Any exception while analysing a video makes
-    it `failed` (a one-line reason naming the exception's type) and the corpus goes on; only KeyboardInterrupt
-    (Ctrl-C, and SIGTERM as predict.py maps it) and SystemExit stop it."""
+def analyze_corpus(analyzer, videos, output_dir, overwrite=False, stream=None, rank=0, world_size=1,
+                   store=None) -> CorpusResult:
+    """Analyse process `rank`'s share of `videos` into `output_dir` (`store`: utils.distributed.launch_store's,
+    under torchrun). Any exception while analysing a video makes it `failed` (a one-line reason naming the
+    exception's type) and the corpus goes on; only KeyboardInterrupt (Ctrl-C, and SIGTERM as predict.py maps it)
+    and SystemExit stop it."""
     stream = stream or sys.stderr
-    rank, world_size = get_rank(), get_world_size()
-    died = _check_settings(output_dir, analyzer.settings_record(), overwrite)
-    leave_process_group()  # from here on, the processes share nothing but the output folder
+    died = _start(output_dir, analyzer.settings_record(), overwrite, rank, store)
     mine = shares(videos, world_size)[rank]
     retried = [i for i in mine if output_name(videos[i]) in died]
     mine = [i for i in mine if i not in retried] + retried

@@ -1,5 +1,6 @@
 """torch.distributed helpers: works unchanged without initialisation (plain python) and under torchrun."""
 import os
+from datetime import timedelta
 
 import torch
 import torch.distributed as dist
@@ -15,13 +16,28 @@ def init_distributed_mode(args) -> None:
         args.rank, args.world_size, args.local_rank, args.distributed = 0, 1, 0, False
     if not args.distributed:
         return
-    use_cuda = args.device.startswith("cuda")
-    if use_cuda:
-        torch.cuda.set_device(args.local_rank)
-        args.device = f"cuda:{args.local_rank}"
-    dist.init_process_group(backend="nccl" if use_cuda else "gloo", init_method="env://",
+    args.device = local_device(args.device, args.local_rank)
+    dist.init_process_group(backend="nccl" if args.device.startswith("cuda") else "gloo", init_method="env://",
                             world_size=args.world_size, rank=args.rank)
     dist.barrier()
+
+
+def local_device(device: str, local_rank: int) -> str:
+    """A process's device under torchrun: its own GPU (`cuda:LOCAL_RANK`, made current), or the CPU."""
+    if not device.startswith("cuda"):
+        return device
+    torch.cuda.set_device(local_rank)
+    return f"cuda:{local_rank}"
+
+
+def launch_store(timeout=timedelta(minutes=30)):
+    """(store, rank, world size) of a torchrun launch without a process group: torchrun's key-value store (a new
+    one for each restart of the group), for processes that only need to agree once and then never wait for each
+    other (no collective, so no process can hang on one that died); (None, 0, 1) without torchrun."""
+    if "RANK" not in os.environ or "WORLD_SIZE" not in os.environ:
+        return None, 0, 1
+    store, rank, world_size = next(dist.rendezvous("env://", timeout=timeout))
+    return dist.PrefixStore("launch", store), rank, world_size
 
 
 def is_distributed() -> bool:
@@ -43,12 +59,6 @@ def is_main_process() -> bool:
 def barrier() -> None:
     if is_distributed():
         dist.barrier()
-
-
-def leave_process_group() -> None:
-    """Destroy the process group (when there is one): the processes go on without any collective."""
-    if is_distributed():
-        dist.destroy_process_group()
 
 
 def all_gather_objects(obj) -> list:
