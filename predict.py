@@ -11,7 +11,6 @@ weights, 5 face detector cannot be built, 6 the video broke off mid-stream (outp
 summary.json says where), 130 interrupted by Ctrl-C or SIGTERM (nothing half-written).
 """
 import argparse
-import os
 import signal
 import sys
 
@@ -20,7 +19,7 @@ from inference import DETECTORS, AnalysisError, Analyzer, Options
 from inference.corpus import analyze_corpus, collect_videos
 from inference.pipeline import EXIT_BAD_ARGUMENT, EXIT_PARTIAL
 from utils.device import DeviceError, choose_device
-from utils.distributed import launch_store, local_device
+from utils.distributed import local_device, torchrun_ranks
 
 EXIT_CORPUS_FAILURES, EXIT_INTERRUPTED = 1, 130
 
@@ -121,22 +120,22 @@ def analyze_many(args):
         args.device = choose_device(args.device, cpu_only=args.cpu_int8)
     except DeviceError as error:
         raise AnalysisError(str(error), EXIT_BAD_ARGUMENT) from error
-    store, args.rank, world_size = launch_store()  # under torchrun: one process per GPU, no process group
-    if world_size > 1:
-        args.device = local_device(args.device, int(os.environ.get("LOCAL_RANK", 0)))
-    result = analyze_corpus(build_analyzer(args), videos, args.output_dir, args.overwrite, rank=args.rank,
-                            world_size=world_size, store=store)
+    rank, world_size, local_rank = torchrun_ranks()  # one process per GPU, without a process group
+    args.device = local_device(args.device, local_rank) if world_size > 1 else args.device
+    result = analyze_corpus(build_analyzer(args), videos, args.output_dir, args.overwrite, rank=rank,
+                            world_size=world_size)
     rows = result.rows
-    if not result.complete:  # other processes are still at work (or stopped): they, or a rerun, finish the index
-        print(f"[rank {args.rank}] share done; {len(rows)} of {len(videos)} videos finished so far; index: "
-              f"{args.output_dir}/index.csv (should a process have stopped, rerun the command to complete it)",
-              file=sys.stderr)
-        return 0
     failed = [r for r in rows if r["status"] == "failed"]
     partial = sum(r["status"] == "partial" for r in rows)
-    print(f"{len(rows)} videos: {len(rows) - len(failed) - partial} ok, {partial} partial, {len(failed)} failed; "
-          f"index: {args.output_dir}/index.csv", file=sys.stderr)
-    return EXIT_CORPUS_FAILURES if failed else 0
+    counts = f"{len(failed)} failed; index: {args.output_dir}/index.csv"
+    if world_size == 1:
+        print(f"{len(rows)} videos: {len(rows) - len(failed) - partial} ok, {partial} partial, {counts}",
+              file=sys.stderr)
+        return EXIT_CORPUS_FAILURES if failed else 0
+    # under torchrun a process that exits with an error makes torchrun stop the others: each exits 0
+    print(f"[rank {rank}] share done; {len(rows)} of {len(videos)} videos finished so far by all processes: "
+          f"{len(rows) - len(failed) - partial} ok, {partial} partial, {counts}", file=sys.stderr)
+    return 0
 
 
 def _interrupt(signum, frame):

@@ -6,12 +6,12 @@ hash of the path: stable across runs, unique for equal file names in different f
 only once complete (Analyzer.analyze commits it with one rename), so a rerun skips exactly the videos that
 were finished; OUT/corpus.json records the settings, and a rerun with other settings is refused.
 
-Under torchrun the processes agree once, through torchrun's key-value store (rank 0 checks the output folder and
-the settings; no process group, no collective), and then share nothing but the output folder: each records its
-rows in OUT/.corpus-rank<k>.json and, under a file lock, merges every process's file into index.csv after each
-video. No process waits for another, so a process that dies (killed, out of host memory)
-leaves the others' work and the index intact. A video whose process died while analysing it (its marker
-OUT/.running-<name> is still there) is tried again after the others on the next run.
+Under torchrun the processes share nothing but the output folder (no process group, no collective): each
+prepares and checks what concerns its own share, records its rows in OUT/.corpus-rank<k>.json and, under a
+file lock, merges every process's file into index.csv after each video (per video the newest row). No process
+waits for another, so a process that dies (killed, out of host memory) leaves the others' work and the index
+intact. A video whose process died while analysing it (its marker OUT/.running-<name> is still there) is tried
+again after the others on the next run.
 """
 import contextlib
 import fcntl
@@ -35,7 +35,6 @@ VIDEO_EXTENSIONS = (".mp4", ".mov", ".m4v", ".avi", ".mkv", ".webm", ".mpg", ".m
                     ".mts", ".3gp")
 LIST_EXTENSIONS = (".txt", ".lst", ".list")
 INDEX_COLUMNS = ("video", "output", "status", "frames", "duration_s", "tracks", "seconds", "error")
-PROCESS_STARTED = time.time()  # a start record written before this is from an earlier torchrun round
 
 
 def collect_videos(paths) -> list[str]:
@@ -102,42 +101,30 @@ def _row(video, name, summary=None, seconds=None, error=""):
                 seconds=summary["seconds"], error=summary.get("warning", "") if not summary["complete"] else "")
 
 
-def _start(output_dir, settings, overwrite, rank, store):
-    """Rank 0 clears what a killed run left, records the settings (the first run) and lists the markers of videos
-    whose process died; every process then learns that list (through `store` under torchrun) and checks that the
-    folder was analysed with its settings (a rerun must use the same, or --overwrite). Returns the list."""
+def _prepare(output_dir, settings, overwrite, names):
+    """Record the settings (the first run, or --overwrite) or check them (a rerun must use the same); clear the
+    staging folders that a killed run left for the videos `names` (this process's share); returns those of
+    `names` whose process died while analysing them (their markers)."""
+    os.makedirs(output_dir, exist_ok=True)
     path = os.path.join(output_dir, "corpus.json")
-    if rank == 0:
-        try:
-            os.makedirs(output_dir, exist_ok=True)
-            for stale in [*Path(output_dir).glob(".*.partial-*"), *Path(output_dir).glob(".corpus-rank*.json")]:
-                shutil.rmtree(stale, ignore_errors=True) if stale.is_dir() else stale.unlink(missing_ok=True)
-            if overwrite or not os.path.exists(path):
-                write_json_atomically(path, settings, sort_keys=True)
-            start = dict(died=sorted(p.name.removeprefix(".running-") for p in Path(output_dir).glob(".running-*")))
-        except OSError as error:
-            start = dict(error=f"{output_dir}: {failure_reason(error)}")
-        if store is not None:
-            store.set("corpus_start", json.dumps(dict(start, time=time.time())))
-    else:
-        # torchrun keeps its store over a restart of the group: wait for this round's record
-        while (start := json.loads(store.get("corpus_start")))["time"] < PROCESS_STARTED:
-            time.sleep(0.2)
-    if "error" in start:
-        raise AnalysisError(f"cannot prepare the output folder {start['error']}", EXIT_BAD_ARGUMENT)
+    if overwrite or not os.path.exists(path):
+        write_json_atomically(path, settings, sort_keys=True)  # every process writes the same
     recorded = json.loads(Path(path).read_text())
     if recorded != settings:
         changed = sorted(k for k in set(recorded) | set(settings) if recorded.get(k) != settings.get(k))
         raise AnalysisError(f"{output_dir} holds a corpus analysed with other settings ({', '.join(changed)} "
                             "differ; see its corpus.json): pass --overwrite to redo it, or another --output_dir",
                             EXIT_BAD_ARGUMENT)
-    return set(start["died"])
+    for name in names:
+        for stale in Path(output_dir).glob(f".{name}.partial-*"):
+            shutil.rmtree(stale, ignore_errors=True)
+    return {name for name in names if os.path.exists(os.path.join(output_dir, f".running-{name}"))}
 
 
 @dataclass
 class CorpusResult:
     rows: list  # index rows of the videos finished so far by every process, in the order of the videos
-    complete: bool  # every process has finished its share, this one last (it wrote the final index.csv)
+    mine: list  # the rows of this process's share
 
 
 @contextlib.contextmanager
@@ -151,40 +138,39 @@ def _index_lock(output_dir):
         yield
 
 
-def _merge(output_dir, rank, world_size, rows, finished):
-    """Record this process's rows, then rewrite index.csv from every process's file; (merged rows, all finished)."""
+def _merge(output_dir, rank, videos, rows):
+    """Record this process's rows, then rewrite index.csv from every process's file (per video its newest row,
+    so that rows of an earlier run give way); returns the merged rows."""
     with _index_lock(output_dir):
         write_json_atomically(os.path.join(output_dir, f".corpus-rank{rank}.json"),
-                              dict(rows={str(i): row for i, row in rows.items()}, finished=finished))
-        merged, done = {}, 0
-        for other in range(world_size):
-            try:
-                record = json.loads(Path(output_dir, f".corpus-rank{other}.json").read_text())
-            except FileNotFoundError:
-                continue
-            merged.update((int(i), row) for i, row in record["rows"].items())
-            done += record["finished"]
-        write_index(os.path.join(output_dir, "index.csv"), [merged[i] for i in sorted(merged)])
-    return [merged[i] for i in sorted(merged)], done == world_size
+                              {videos[i]: [finished, row] for i, (finished, row) in rows.items()})
+        newest = {}
+        for path in Path(output_dir).glob(".corpus-rank*.json"):
+            for video, (finished, row) in json.loads(path.read_text()).items():
+                if finished > newest.get(video, (-1, None))[0]:
+                    newest[video] = (finished, row)
+        merged = [newest[v][1] for v in videos if v in newest]
+        write_index(os.path.join(output_dir, "index.csv"), merged)
+    return merged
 
 
-def analyze_corpus(analyzer, videos, output_dir, overwrite=False, stream=None, rank=0, world_size=1,
-                   store=None) -> CorpusResult:
-    """Analyse process `rank`'s share of `videos` into `output_dir` (`store`: utils.distributed.launch_store's,
-    under torchrun). Any exception while analysing a video makes it `failed` (a one-line reason naming the
-    exception's type) and the corpus goes on; only KeyboardInterrupt (Ctrl-C, and SIGTERM as predict.py maps it)
-    and SystemExit stop it."""
+def analyze_corpus(analyzer, videos, output_dir, overwrite=False, stream=None, rank=0, world_size=1) -> CorpusResult:
+    """Analyse process `rank`'s share of `videos` into `output_dir`. Any exception while analysing a video makes
+    it `failed` (a one-line reason naming the exception's type) and the corpus goes on; only KeyboardInterrupt
+    (Ctrl-C, and SIGTERM as predict.py maps it) and SystemExit stop it."""
     stream = stream or sys.stderr
-    died = _start(output_dir, analyzer.settings_record(), overwrite, rank, store)
     mine = shares(videos, world_size)[rank]
+    died = _prepare(output_dir, analyzer.settings_record(), overwrite, [output_name(videos[i]) for i in mine])
     retried = [i for i in mine if output_name(videos[i]) in died]
     mine = [i for i in mine if i not in retried] + retried
     frame_counts = {i: _frame_count(videos[i]) for i in mine}
     frames_total = sum(frame_counts.values())
     rows, frames_done, start, worked = {}, 0, time.time(), 0.0
     for index in retried:
-        rows[index] = _row(videos[index], output_name(videos[index]), seconds=0.0,
-                           error="the process analysing it died in an earlier run (killed, or out of memory)")
+        rows[index] = (time.time(), _row(videos[index], output_name(videos[index]), seconds=0.0,
+                                         error="the process analysing it died in an earlier run (killed, or out of "
+                                               "memory)"))
+    merged = None
     print(f"[rank {rank}] {len(mine)} of {len(videos)} videos, {frames_total} frames"
           + (f"; {len(retried)} whose process died earlier come last" if retried else ""), file=stream)
     for done, index in enumerate(mine, start=1):
@@ -193,7 +179,7 @@ def analyze_corpus(analyzer, videos, output_dir, overwrite=False, stream=None, r
         summary_path = os.path.join(folder, "summary.json")
         if os.path.exists(summary_path) and not overwrite:
             summary = json.loads(Path(summary_path).read_text())
-            rows[index], note = _row(video, name, summary), "done before, skipped"
+            rows[index], note = (time.time(), _row(video, name, summary)), "done before, skipped"
         else:
             began = time.time()
             with _running(output_dir, name):
@@ -201,33 +187,29 @@ def analyze_corpus(analyzer, videos, output_dir, overwrite=False, stream=None, r
                     if os.path.exists(folder):
                         shutil.rmtree(folder)
                     summary = analyzer.analyze(video, folder).summary
-                    rows[index], note = _row(video, name, summary), _note(summary)
+                    rows[index], note = (time.time(), _row(video, name, summary)), _note(summary)
                 except Exception as error:  # one video's failure, whatever it is, never stops the others
                     reason = failure_reason(error)
-                    rows[index] = _row(video, name, seconds=time.time() - began, error=reason)
+                    rows[index] = (time.time(), _row(video, name, seconds=time.time() - began, error=reason))
                     note = f"FAILED: {reason}"
             worked += time.time() - began
             frames_done += frame_counts[index]
-        _record(output_dir, rank, world_size, rows, False, stream)
+        merged = _record(output_dir, rank, videos, rows, stream) or merged
         rate = frames_done / worked if worked else 0
         eta = format_duration((frames_total - frames_done) / rate) if rate else "unknown"
         print(f"[rank {rank}] video {done}/{len(mine)} {video}: {note}  ({frames_done}/{frames_total} frames, "
               f"{format_duration(time.time() - start)} elapsed, eta {eta})", file=stream, flush=True)
-    final = _record(output_dir, rank, world_size, rows, True, stream)
-    if final is None:  # index.csv could not be written: what this process knows
-        return CorpusResult([rows[i] for i in sorted(rows)], world_size == 1)
-    merged, complete = final
-    if complete:  # every process is done: nothing to merge any more
-        for other in range(world_size):
-            Path(output_dir, f".corpus-rank{other}.json").unlink(missing_ok=True)
-        Path(output_dir, ".index.lock").unlink(missing_ok=True)
-    return CorpusResult(merged, complete)
+    mine_rows = [rows[i][1] for i in sorted(rows)]
+    if world_size == 1 and merged is not None and len(merged) == len(videos):  # nothing left to merge
+        for leftover in [*Path(output_dir).glob(".corpus-rank*.json"), Path(output_dir, ".index.lock")]:
+            leftover.unlink(missing_ok=True)
+    return CorpusResult(merged if merged is not None else mine_rows, mine_rows)
 
 
-def _record(output_dir, rank, world_size, rows, finished, stream):
+def _record(output_dir, rank, videos, rows, stream):
     """_merge, reporting a failure to write (a full disk) instead of stopping: the next video writes again."""
     try:
-        return _merge(output_dir, rank, world_size, rows, finished)
+        return _merge(output_dir, rank, videos, rows)
     except OSError as error:
         print(f"[rank {rank}] warning: cannot write {output_dir}/index.csv now ({failure_reason(error)}); "
               "written again after the next video", file=stream, flush=True)

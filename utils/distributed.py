@@ -1,6 +1,5 @@
 """torch.distributed helpers: works unchanged without initialisation (plain python) and under torchrun."""
 import os
-from datetime import timedelta
 
 import torch
 import torch.distributed as dist
@@ -30,14 +29,11 @@ def local_device(device: str, local_rank: int) -> str:
     return f"cuda:{local_rank}"
 
 
-def launch_store(timeout=timedelta(minutes=30)):
-    """(store, rank, world size) of a torchrun launch without a process group: torchrun's key-value store (a new
-    one for each restart of the group), for processes that only need to agree once and then never wait for each
-    other (no collective, so no process can hang on one that died); (None, 0, 1) without torchrun."""
-    if "RANK" not in os.environ or "WORLD_SIZE" not in os.environ:
-        return None, 0, 1
-    store, rank, world_size = next(dist.rendezvous("env://", timeout=timeout))
-    return dist.PrefixStore("launch", store), rank, world_size
+def torchrun_ranks() -> tuple[int, int, int]:
+    """(rank, world size, local rank) as torchrun sets them, without joining a process group; (0, 1, 0) without
+    torchrun."""
+    return (int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1)),
+            int(os.environ.get("LOCAL_RANK", 0)))
 
 
 def is_distributed() -> bool:
