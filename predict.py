@@ -5,10 +5,11 @@ command line of `inference`, the video pipeline package).
     torchrun --nproc_per_node 4 predict.py --checkpoint ckpts/<fine-tuned>.pth --videos folder/ --output_dir out/
 
 Writes predictions.csv, summary.json, timeline.png and annotated.mp4 to --output_dir (--video), or to one
-folder per video plus index.csv (--videos). Exit codes: 0 done (also when no face is found), 1 some videos of
-the corpus failed (index.csv says why), 2 bad command-line value, 3 bad video, 4 bad checkpoint or landmark
-weights, 5 face detector cannot be built, 6 the video broke off mid-stream (outputs cover the part before;
-summary.json says where), 130 interrupted by Ctrl-C or SIGTERM (nothing half-written).
+folder per video plus index.csv (--videos). Exit codes: 0 done (also when no face is found; under torchrun,
+every process whose share is done), 1 some videos of the corpus failed (one process; index.csv says why), 2 bad
+command-line value, 3 bad video, 4 bad checkpoint or landmark weights, 5 face detector cannot be built, 6 the
+video broke off mid-stream (outputs cover the part before; summary.json says where), 130 interrupted by Ctrl-C
+or SIGTERM (nothing half-written).
 """
 import argparse
 import signal
