@@ -4,8 +4,9 @@ per-face summary and the annotated video, and download predictions.csv and summa
     python app.py                                  # the demo model: run `bash scripts/demo.sh` first
     python app.py --checkpoint ckpts/<fine-tuned>.pth --landmark_weights ckpts/mobilefacenet_model_best.pth.tar
 
-Serves on http://127.0.0.1:7860 (this machine only; --host 0.0.0.0 to reach it from others). Each analysis
-writes into a temporary folder, removed when the app stops. See docs/APP.md.
+Serves on http://127.0.0.1:7860 (this machine only; --host 0.0.0.0 to reach it from others). Uploads and
+analyses are written into a temporary folder, removed when the app stops; the page keeps the files of its last
+--keep_analyses analyses for --keep_hours at most. See docs/APP.md.
 """
 import argparse
 import atexit
@@ -40,14 +41,20 @@ def get_args_parser():
     p.add_argument("--device", default=None, help="cuda or cpu (default: cuda when available)")
     p.add_argument("--max_upload_mb", default=200, type=int, help="largest upload, in megabytes")
     p.add_argument("--max_video_seconds", default=600, type=float, help="longest video analysed")
+    p.add_argument("--keep_analyses", default=5, type=int,
+                   help="the page keeps the outputs and uploads of this many latest analyses (older ones are deleted)")
+    p.add_argument("--keep_hours", default=24.0, type=float,
+                   help="uploads and analyses older than this are deleted")
     return p
 
 
 def main(argv=None):
     parser = get_args_parser()
     args = parser.parse_args(argv)
-    if not 0 < args.port < 65536 or args.max_upload_mb <= 0 or args.max_video_seconds <= 0:
-        parser.error("--port must be in 1..65535, --max_upload_mb and --max_video_seconds positive")
+    if not 0 < args.port < 65536 or min(args.max_upload_mb, args.max_video_seconds, args.keep_analyses,
+                                         args.keep_hours) <= 0:
+        parser.error("--port must be in 1..65535; --max_upload_mb, --max_video_seconds, --keep_analyses and "
+                     "--keep_hours positive")
     if args.checkpoint and not os.path.isfile(args.checkpoint):
         parser.error(f"--checkpoint {args.checkpoint}: no such file")
     if not args.checkpoint and not os.path.isfile(DEMO_CHECKPOINT):
@@ -58,19 +65,20 @@ def main(argv=None):
     atexit.register(shutil.rmtree, workdir, ignore_errors=True)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # a stop by a service manager also removes workdir
     analyses = VideoAnalyses(models, workdir, args.landmark_weights, args.device, args.data_set,
-                             args.max_video_seconds)
+                             args.max_video_seconds, args.keep_analyses, args.keep_hours, upload_dir=workdir)
     try:
         analyses.analyzer(models[0].label)  # a checkpoint that cannot be loaded stops the app here
     except AnalysisError as error:
         print(f"error: {error}", file=sys.stderr)
         return error.exit_code
-    # read when gradio is imported: uploads go to the work folder, and nothing is reported to gradio's servers
-    os.environ["GRADIO_TEMP_DIR"] = os.path.join(workdir, "uploads")
+    # read when gradio is imported: uploads go to the work folder, whose analyses gradio then serves without
+    # copying them, and nothing is reported to gradio's servers
+    os.environ["GRADIO_TEMP_DIR"] = workdir
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
     from webapp.page import build_page
 
     sample = SAMPLE_VIDEO if os.path.isfile(SAMPLE_VIDEO) else None
-    page = build_page(analyses, models[0].label, sample, MAKE_SAMPLE)
+    page = build_page(analyses, models[0].label, sample, MAKE_SAMPLE, args.keep_hours)
     try:
         page.launch(server_name=args.host, server_port=args.port, max_file_size=f"{args.max_upload_mb}mb",
                     allowed_paths=[os.path.abspath(sample)] if sample else None)

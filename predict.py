@@ -6,11 +6,13 @@ command line of `inference`, the video pipeline package).
 
 Writes predictions.csv, summary.json, timeline.png and annotated.mp4 (and features.npy with --features) to
 --output_dir (--video), or to one folder per video plus index.csv (--videos). Exit codes: 0 done (also when no
-face is found), 1 some videos of the corpus failed (index.csv says why), 2 bad command-line value, 3 bad video,
-4 bad checkpoint or landmark weights, 5 face detector cannot be built, 6 the video broke off mid-stream (outputs
-cover the part before; summary.json says where), 130 interrupted (nothing half-written).
+face is found; under torchrun, every process whose share is done), 1 some videos of the corpus failed (one
+process; index.csv says why), 2 bad command-line value, 3 bad video, 4 bad checkpoint or landmark weights, 5 face
+detector cannot be built, 6 the video broke off mid-stream (outputs cover the part before; summary.json says
+where), 130 interrupted by Ctrl-C or SIGTERM (nothing half-written).
 """
 import argparse
+import signal
 import sys
 
 from datasets.build import ALIASES, DATASETS
@@ -18,7 +20,7 @@ from inference import DETECTORS, AnalysisError, Analyzer, Options
 from inference.corpus import analyze_corpus, collect_videos
 from inference.pipeline import EXIT_BAD_ARGUMENT, EXIT_PARTIAL
 from utils.device import DeviceError, choose_device
-from utils.distributed import init_distributed_mode
+from utils.distributed import local_device, torchrun_ranks
 
 EXIT_CORPUS_FAILURES, EXIT_INTERRUPTED = 1, 130
 
@@ -132,18 +134,31 @@ def analyze_many(args):
         args.device = choose_device(args.device, cpu_only=args.cpu_int8)
     except DeviceError as error:
         raise AnalysisError(str(error), EXIT_BAD_ARGUMENT) from error
-    init_distributed_mode(args)  # under torchrun: one process per GPU (gloo on the CPU)
-    rows = analyze_corpus(build_analyzer(args), videos, args.output_dir, args.overwrite)
+    rank, world_size, local_rank = torchrun_ranks()  # one process per GPU, without a process group
+    args.device = local_device(args.device, local_rank) if world_size > 1 else args.device
+    result = analyze_corpus(build_analyzer(args), videos, args.output_dir, args.overwrite, rank=rank,
+                            world_size=world_size)
+    rows = result.rows
     failed = [r for r in rows if r["status"] == "failed"]
-    if args.rank == 0:
-        partial = sum(r["status"] == "partial" for r in rows)
-        print(f"{len(rows)} videos: {len(rows) - len(failed) - partial} ok, {partial} partial, {len(failed)} failed; "
-              f"index: {args.output_dir}/index.csv", file=sys.stderr)
-    return EXIT_CORPUS_FAILURES if failed else 0
+    partial = sum(r["status"] == "partial" for r in rows)
+    counts = f"{len(failed)} failed; index: {args.output_dir}/index.csv"
+    if world_size == 1:
+        print(f"{len(rows)} videos: {len(rows) - len(failed) - partial} ok, {partial} partial, {counts}",
+              file=sys.stderr)
+        return EXIT_CORPUS_FAILURES if failed else 0
+    # under torchrun a process that exits with an error makes torchrun stop the others: each exits 0
+    print(f"[rank {rank}] share done; {len(rows)} of {len(videos)} videos finished so far by all processes: "
+          f"{len(rows) - len(failed) - partial} ok, {partial} partial, {counts}", file=sys.stderr)
+    return 0
+
+
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt
 
 
 def run(argv=None):
     args = get_args_parser().parse_args(argv)
+    previous = signal.signal(signal.SIGTERM, _interrupt)  # a stop (kill, torchrun, a scheduler) as Ctrl-C
     try:
         return analyze_one(args) if args.video else analyze_many(args)
     except AnalysisError as error:
@@ -152,6 +167,8 @@ def run(argv=None):
     except KeyboardInterrupt:
         print("interrupted: nothing half-written is left", file=sys.stderr)
         return EXIT_INTERRUPTED
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 if __name__ == "__main__":

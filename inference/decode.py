@@ -2,12 +2,14 @@
 
 Times come from the container's timestamps (`CAP_PROP_POS_MSEC` of each decoded frame), so variable
 frame rate videos (phones) get true seconds; frames come upright (OpenCV applies the rotation stored
-in the file's metadata).
+in the file's metadata). The video stream's duration, which says whether decoding reached the end, is
+read with PyAV (OpenCV does not report it).
 """
 import math
 import os
 from dataclasses import dataclass
 
+import av
 import cv2
 import numpy as np
 
@@ -22,7 +24,8 @@ class VideoInfo:
     width: int  # of the decoded, upright frames
     height: int
     fps: float  # the container's nominal frame rate; 0 when the header gives none
-    frame_count: int  # as the container reports it; 0 when unknown
+    frame_count: int  # as the container reports it (an estimate: edit lists, B-frames); 0 when unknown
+    duration: float  # seconds of the video stream as the container gives it; 0 when unknown
     rotation: int  # degrees of the rotation metadata that decoding applied
     codec: str
 
@@ -55,6 +58,39 @@ def _fourcc(capture) -> str:
     return text if text.isprintable() and text.strip() else str(code)
 
 
+def stream_duration(path: str) -> float:
+    """Seconds of the first video stream by the container: the stream's own duration, else its DURATION tag (how
+    FFmpeg's Matroska and WebM muxers record it), else the container's when the video is its only stream; else 0."""
+    try:
+        with av.open(path) as container:
+            stream = container.streams.video[0]
+            if stream.duration and stream.time_base:
+                return float(stream.duration * stream.time_base)
+            if tag := stream.metadata.get("DURATION"):
+                hours, minutes, seconds = tag.split(":")
+                return 3600 * int(hours) + 60 * int(minutes) + float(seconds)
+            if container.duration and len(container.streams) == 1:
+                return container.duration / av.time_base
+    except (av.error.FFmpegError, IndexError, ValueError):
+        pass
+    return 0.0
+
+
+def damaged_packet(path: str) -> str:
+    """Reads the video stream's packets (no decoding): where the first one cut short (the file ends inside it) or
+    unreadable is, '' when every packet is whole."""
+    try:
+        with av.open(path) as container:
+            stream = container.streams.video[0]
+            for packet in container.demux(stream):
+                if packet.is_corrupt:
+                    where = f" at {float(packet.pts * stream.time_base):.2f} s" if packet.pts is not None else ""
+                    return f"a damaged or cut-off packet{where}"
+    except av.error.FFmpegError as error:
+        return f"a read error ({error})"
+    return ""
+
+
 def probe_video(path: str) -> VideoInfo:
     """What the container says, and the size of its first decoded frame; refuses a file without one."""
     capture = _open(path)
@@ -67,7 +103,7 @@ def probe_video(path: str) -> VideoInfo:
         return VideoInfo(path, frame.shape[1], frame.shape[0],
                          fps if math.isfinite(fps) and fps > 0 else 0.0,
                          int(count) if math.isfinite(count) and count > 0 else 0,
-                         int(capture.get(cv2.CAP_PROP_ORIENTATION_META)), _fourcc(capture))
+                         stream_duration(path), int(capture.get(cv2.CAP_PROP_ORIENTATION_META)), _fourcc(capture))
     finally:
         capture.release()
 
@@ -77,14 +113,18 @@ class VideoReader:
 
     A timestamp that does not advance (missing or broken in the container) is replaced by the previous
     one plus one nominal frame interval; `repaired_timestamps` counts them. After the iteration,
-    `frames_decoded`, `last_time` and `ended_early` (the container announced clearly more frames than
-    could be decoded: a truncated or damaged file) say how far decoding got.
+    `frames_decoded`, `last_time` and `ended_early` say how far decoding got. `ended_early` says why decoding
+    stopped before the end ('' when it did not): the last frame (plus its own interval) ends more than one frame
+    interval before the stream's duration in the header, or decoding gave fewer frames than the header counts and
+    the file holds a packet cut short (a truncated file whose header gives no duration of its own, such as an AVI
+    without its index). The frame count alone is no reason: it is an estimate (edit lists, B-frames, variable
+    frame rate), and a complete file may announce a few frames more than it shows.
     """
 
     def __init__(self, info: VideoInfo, every: int = 1, max_seconds: float | None = None):
         self.info, self.every, self.max_seconds = info, every, max_seconds
         self.frames_decoded, self.last_time, self.repaired_timestamps = 0, None, 0
-        self.ended_early = False
+        self.last_interval, self.ended_early = 0.0, ""
 
     def __iter__(self):
         capture = _open(self.info.path)
@@ -106,10 +146,15 @@ class VideoReader:
                     self.repaired_timestamps += 1
                 if self.max_seconds is not None and time >= self.max_seconds:
                     return
+                self.last_interval = time - previous if self.last_time is not None else 0.0
                 self.frames_decoded, self.last_time = index + 1, time
                 if index % self.every == 0:
                     yield Frame(index, time, image)
-            count = self.info.frame_count
-            self.ended_early = count > 0 and self.frames_decoded < count - max(2, 0.01 * count)
+            duration, interval = self.info.duration, max(step if self.info.fps else 0.0, self.last_interval)
+            end = (self.last_time or 0.0) + interval if self.frames_decoded else 0.0
+            if duration > 0 and end < duration - interval - 1e-3:
+                self.ended_early = f"before the end of its stream ({duration:.2f} s by its header)"
+            elif self.frames_decoded < self.info.frame_count and (damage := damaged_packet(self.info.path)):
+                self.ended_early = f"at {damage} (its header counts {self.info.frame_count} frames)"
         finally:
             capture.release()

@@ -3,11 +3,14 @@ sums, then timeline.png and annotated.mp4 from the CSV and a frame-ordered file 
 memory does not grow with the video's length.
 """
 import csv
+import functools
 import math
 import os
 import shutil
 from collections import defaultdict
+from fractions import Fraction
 
+import av
 import cv2
 import numpy as np
 
@@ -19,6 +22,9 @@ CSV_COLUMNS = ("track", "start_s", "end_s", "first_frame", "last_frame", "box_x"
 BOX_COLOURS = ((0, 200, 0), (0, 140, 255), (255, 80, 0), (200, 0, 200), (0, 200, 200), (80, 80, 255))
 TIMELINE_POINTS = 1000  # per track; longer timelines are averaged into this many time bins
 BOX_RECORD = np.dtype([("frame", "<i8"), ("serial", "<i8"), ("box", "<f8", 4)])
+# annotated.mp4: H.264 (every browser plays it), else VP9 (most browsers), else MPEG-4 part 2 (video players)
+VIDEO_CODECS = ("libx264", "h264", "libvpx-vp9", "mpeg4")
+VIDEO_TIME_BASE = Fraction(1, 60000)  # frame times to 1/60 ms; MPEG-4 part 2 takes at most 1/65535
 
 
 class FeatureWriter:
@@ -168,15 +174,37 @@ def read_box_records(path, chunk=4096):
             yield from block
 
 
-def annotate_video(path, frames, box_records, serial_to_id, labels, class_names, fps, size, every):
-    """Encode `frames` (inference.decode.Frame, every frame) as an mp4 (mp4v) with each confirmed face's box,
-    track id and the label of the window whose centre is nearest. `box_records` come in frame order;
-    a box is drawn on the frames up to the next processed frame (`every`)."""
-    writer = cv2.VideoWriter(path, cv2.VideoWriter_fourcc(*"mp4v"), fps, size)
-    if not writer.isOpened():
-        raise OSError(f"OpenCV cannot write an mp4 video to {path}")
+@functools.cache
+def video_codec() -> str:
+    """The first of VIDEO_CODECS that this PyAV build can open for encoding."""
+    for name in VIDEO_CODECS:
+        try:
+            context = av.CodecContext.create(name, "w")
+            context.width, context.height, context.pix_fmt, context.time_base = 64, 64, "yuv420p", VIDEO_TIME_BASE
+            context.open()
+            return name
+        except (av.error.FFmpegError, ValueError):
+            continue
+    raise OSError(f"this PyAV build has none of the video encoders {', '.join(VIDEO_CODECS)}: cannot write "
+                  "annotated.mp4 (--no_video skips it)")
+
+
+def annotate_video(path, frames, box_records, serial_to_id, labels, class_names, size, every, rate=None):
+    """Encode `frames` (inference.decode.Frame, every frame) once, as an mp4 with video_codec(), each frame at its
+    own presentation time (a variable frame rate stays variable), with each confirmed face's box, track id and the
+    label of the window whose centre is nearest. `box_records` come in frame order; a box is drawn on the frames
+    up to the next processed frame (`every`). `rate`: the nominal frame rate, a hint for the encoder. The index
+    comes first (faststart), so that a browser plays the file before all of it has arrived; yuv420p, which every
+    browser decodes, needs an even width and height, so an odd last column or row is left out."""
+    width, height = size[0] // 2 * 2, size[1] // 2 * 2
     records, pending, current, shown_frame = iter(box_records), None, {}, -math.inf
-    try:
+    with av.open(str(path), "w", format="mp4", options={"movflags": "+faststart"}) as container:
+        stream = container.add_stream(video_codec(), rate=Fraction(rate).limit_denominator(1001) if rate else None)
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        stream.codec_context.time_base = VIDEO_TIME_BASE
+        if stream.codec_context.name == "libx264":
+            stream.options = {"preset": "veryfast", "crf": "23"}
+        last_pts = -1
         for frame in frames:
             if pending is None:
                 pending = next(records, None)
@@ -201,6 +229,8 @@ def annotate_video(path, frames, box_records, serial_to_id, labels, class_names,
                 text = f"#{track_id} {class_names[tops[nearest]]} {confidences[nearest]:.2f}"
                 cv2.putText(frame.image, text, (x, max(y - 6, 12)), cv2.FONT_HERSHEY_SIMPLEX, 0.5, colour, 1,
                             cv2.LINE_AA)
-            writer.write(frame.image)
-    finally:
-        writer.release()
+            picture = av.VideoFrame.from_ndarray(np.ascontiguousarray(frame.image[:height, :width]), format="bgr24")
+            last_pts = picture.pts = max(round(frame.time / VIDEO_TIME_BASE), last_pts + 1)
+            picture.time_base = VIDEO_TIME_BASE
+            container.mux(stream.encode(picture))
+        container.mux(stream.encode())

@@ -21,6 +21,7 @@ from dataclasses import asdict, dataclass, replace
 
 import cv2
 import numpy as np
+import torch
 
 from utils.device import DeviceError, choose_device
 from utils.files import write_json_atomically
@@ -40,6 +41,7 @@ from .outputs import (
     read_box_records,
     timeline_and_labels,
     track_summaries,
+    video_codec,
 )
 from .tracking import FaceTracker
 from .windows import Sample, TrackWindows, window_policy
@@ -260,6 +262,7 @@ class _Run:
         self.tracker = face_tracker(options, analyzer.detector_name)
         self.reader = VideoReader(info, options.every, options.max_seconds)
         self.track_windows, self.spans, self.serial_to_id = {}, {}, {}
+        self.fitting_batch, self.repeating_windows = options.batch_size, 0
 
     def run(self):
         out, options, info = self.staging, self.options, self.info
@@ -276,9 +279,10 @@ class _Run:
         try:
             with open(os.path.join(out, "boxes.bin"), "wb") as boxes:
                 for batch in _prefetch(self._window_batches(boxes), 2, stop):
-                    for window, p, feature in zip(batch, *model.classify_and_embed([w.crops for w in batch])):
+                    for window, p, feature in zip(batch, *self._classify([w.crops for w in batch])):
                         window.feature = feature
                         writer.add(window, p)
+                        self.repeating_windows += window.repeated > 0
         finally:
             stop.set()
             writer.close()
@@ -287,8 +291,8 @@ class _Run:
         duration = reader.last_time or 0.0
         summary = dict(
             video=info.path,
-            container=dict(fps=info.fps, frame_count=info.frame_count, width=info.width, height=info.height,
-                           rotation=info.rotation, codec=info.codec),
+            container=dict(fps=info.fps, frame_count=info.frame_count, duration_s=round(info.duration, 4),
+                           width=info.width, height=info.height, rotation=info.rotation, codec=info.codec),
             frames_decoded=reader.frames_decoded, duration_s=round(duration, 4),
             complete=not reader.ended_early, repaired_timestamps=reader.repaired_timestamps,
             seconds=round(elapsed, 3), video_frames_per_second=round(reader.frames_decoded / max(elapsed, 1e-9), 3),
@@ -298,10 +302,18 @@ class _Run:
             model=dict(checkpoint=self.analyzer.model.path, **vars(self.settings)),
             window_policy=dict(asdict(self.policy), span_seconds=self.policy.span),
             detector=self.analyzer.detector_name, margin=self.margin, options=asdict(options))
+        if options.write_video:
+            summary["annotated_video"] = dict(codec=video_codec(), frame_times="as decoded")
+        if self.fitting_batch < options.batch_size:
+            summary["out_of_memory"] = (f"batches of {options.batch_size} windows ran out of GPU memory; the video ran "
+                                        f"in batches of {self.fitting_batch}")
+        if self.repeating_windows:
+            summary["repeated_frames"] = dict(windows=self.repeating_windows, why=self._why_frames_repeat())
+            print(f"note: {self.repeating_windows} of {writer.rows} windows repeat frames: "
+                  f"{summary['repeated_frames']['why']}", file=stream)
         if reader.ended_early:
-            summary["warning"] = (f"the video stopped decoding at {duration:.2f} s (frame {reader.frames_decoded} of "
-                                  f"{info.frame_count} announced): truncated or damaged; results cover the "
-                                  "part before")
+            summary["warning"] = (f"the video stopped decoding at {duration:.2f} s (frame {reader.frames_decoded}), "
+                                  f"{reader.ended_early}: truncated or damaged; results cover the part before")
         elif not self.serial_to_id:
             summary["warning"] = f"no face found in {info.path}"
         if "warning" in summary:
@@ -316,6 +328,33 @@ class _Run:
         print(f"{len(self.serial_to_id)} track(s), {writer.rows} windows; {reader.frames_decoded} frames in "
               f"{elapsed:.1f} s ({summary['video_frames_per_second']:.1f} frames/s)", file=stream)
         return summary
+
+    def _classify(self, clips):
+        """The model's probabilities and features of `clips`. When the GPU runs out of memory the batch is retried in
+        halves, down to one window (said once); the size that fits is kept for the rest of the video."""
+        parts, first = [], 0
+        while first < len(clips):
+            size = min(self.fitting_batch, len(clips) - first)
+            try:
+                parts.append(self.analyzer.model.classify_and_embed(clips[first:first + size]))
+                first += size
+            except torch.OutOfMemoryError:
+                if size == 1:
+                    raise
+                if self.fitting_batch == self.options.batch_size:
+                    print(f"warning: out of GPU memory on a batch of {size} windows: retrying in smaller batches "
+                          "(a smaller --batch_size avoids the retries)", file=self.analyzer.stream)
+                self.fitting_batch = size // 2
+                torch.cuda.empty_cache()
+        return tuple(np.concatenate(outputs) for outputs in zip(*parts))
+
+    def _why_frames_repeat(self):
+        analysed = -(-self.reader.frames_decoded // self.options.every) / max(self.reader.last_time or 0.0, 1e-9)
+        every = f" with --every {self.options.every}" if self.options.every > 1 else ""
+        step = self.policy.sample_step
+        return (f"the window grid takes a sample every {step:.3f} s ({1 / step:.1f} per second), more often than the "
+                f"frames analysed{every} (about {analysed:.1f} per second), so neighbouring samples take the same "
+                "frame: the model sees fewer distinct frames than its training clips had")
 
     def _window_batches(self, boxes):
         """Decode, detect, track and cut windows; yield lists of `batch_size` confirmed windows."""
@@ -373,7 +412,6 @@ class _Run:
 
     def _annotated_video(self, labels):
         info = self.info
-        fps = info.fps or (self.reader.frames_decoded / max(self.reader.last_time or 1.0, 1e-6))
         frames = VideoReader(info, 1, self.options.max_seconds)
         progress = ProgressLogger("Annotated video:", self.options.print_freq * self.options.every, unit="frames",
                                   stream=self.analyzer.stream)
@@ -381,4 +419,4 @@ class _Run:
         annotate_video(os.path.join(self.staging, "annotated.mp4"),
                        progress.log_every(self._reported(frames, "annotated video", total), total),
                        read_box_records(os.path.join(self.staging, "boxes.bin")), self.serial_to_id, labels,
-                       self.class_names, fps, (info.width, info.height), self.options.every)
+                       self.class_names, (info.width, info.height), self.options.every, info.fps or None)

@@ -77,6 +77,7 @@ class Window:
     frame_indices: np.ndarray  # (T,)
     box: np.ndarray  # the face box (x, y, w, h) of the middle sample
     crops: np.ndarray  # (T, S, S, 3) RGB uint8
+    repeated: int = 0  # samples that take an earlier sample's frame: the grid is denser than the frames
     feature: np.ndarray | None = None  # the model's clip feature, once classified (predict.py --features)
 
     @property
@@ -151,5 +152,7 @@ class TrackWindows:
     def _window(self, track_id, positions):
         samples = [self.samples[p] for p in positions]
         self.covered = max(self.covered, positions[-1] + 1)
+        distinct = dict.fromkeys(positions)  # a padded window repeats its last position on purpose
+        repeated = len(distinct) - len({self.samples[p].frame_index for p in distinct})
         return Window(track_id, np.array([s.time for s in samples]), np.array([s.frame_index for s in samples]),
-                      samples[len(samples) // 2].box, np.stack([s.crop for s in samples]))
+                      samples[len(samples) // 2].box, np.stack([s.crop for s in samples]), repeated)

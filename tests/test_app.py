@@ -1,7 +1,8 @@
 """app.py, the web page over the video pipeline: its handler on a drawn-face video with a tiny random-weight
 demo-style checkpoint (the table against predictions.csv, the H.264 video, progress), its messages for bad
-input, the models it offers; and the page itself in headless Chromium (Debian's chromium, driven by
-Playwright): upload, analysis, timeline, table, a playing video, downloads, a non-video file."""
+input, the models it offers, the clean-up that bounds its disk; and the page itself in headless Chromium
+(Debian's chromium, driven by Playwright): upload, analysis, timeline, table, a playing video, downloads, a
+non-video file, downloads of the newest analysis after older ones were deleted."""
 import contextvars
 import csv
 import os
@@ -83,12 +84,13 @@ def test_handler_returns_the_tracks_table_video_and_downloads(demo_dir, tmp_path
     assert dominant == DFEW_CLASSES[int(np.argmax(probabilities.mean(axis=0)))]
     assert shares == pytest.approx([100 * tops[n] / len(rows) for n in DFEW_CLASSES], abs=0.05)
     assert cv2.imread(timeline).shape[2] == 3
+    assert Path(video).name == "annotated.mp4"  # the pipeline's own file, not a re-encoded copy
     with av.open(video) as container:
         stream = container.streams.video[0]
         assert (stream.codec_context.name, stream.width, stream.height) == ("h264", SIZE, SIZE)
         assert sum(1 for _ in container.decode(stream)) == NUM_FRAMES
     values = [value for value, _ in calls]
-    assert values[0] == 0.0 and values[-1] == 0.95  # loading the model ... encoding the video
+    assert values[0] == 0.0  # loading the model
     assert values.count((NUM_FRAMES, NUM_FRAMES)) == 2  # frames done, of all: analysis, then annotated video
     assert {context for _, context in calls} == {"this request"}  # also from the pipeline's worker thread
     assert Path(video).is_relative_to(tmp_path)
@@ -116,6 +118,38 @@ def test_fine_tuned_checkpoint_runs_mtcnn_and_says_when_no_face_is_found(demo_di
     assert analyses.analyzer("tiny.pth").detector_name == "mtcnn" and table["data"] == []
     assert "MTCNN" in analyses.describe("tiny.pth") and "demo model" not in analyses.describe("tiny.pth")
     assert os.path.isfile(timeline)
+
+
+def test_six_analyses_leave_the_last_three(demo_dir, tmp_path):
+    """With keep_analyses 3, six analyses in a row (one of a file that is not a video) leave three analysis
+    folders; the uploads of the deleted ones are deleted (never a file outside the upload folder), the newest
+    downloads are there, and an upload deleted meanwhile gets a message."""
+    uploads = tmp_path / "work"
+    models = find_models(None, str(demo_dir / app.DEMO_CHECKPOINT), str(demo_dir / "ckpts"))
+    analyses = VideoAnalyses(models, str(uploads), "random", "cpu", keep_analyses=3, upload_dir=str(uploads))
+    sent = []
+    for number in range(6):
+        upload = uploads / f"upload{number}" / ("notes.mp4" if number == 4 else "synthetic.mp4")
+        upload.parent.mkdir(parents=True)
+        if number == 4:
+            upload.write_text("not a video")
+        else:
+            shutil.copy(demo_dir / app.SAMPLE_VIDEO, upload)
+        sent.append(upload)
+        status, timeline, _, video, downloads = analyses.analyze(str(upload), models[0].label)
+        assert len(list((uploads / "analyses").iterdir())) <= 3
+    assert [p.exists() for p in sent] == [False, False, False, True, True, True]
+    assert "1 face track(s)" in status and all(os.path.getsize(p) > 0 for p in [timeline, video, *downloads])
+    assert predictions_header(downloads[0]).startswith("track,start_s,end_s")
+    analyses.analyze(str(demo_dir / app.SAMPLE_VIDEO), models[0].label)
+    analyses.analyze(str(demo_dir / app.SAMPLE_VIDEO), models[0].label)
+    assert (demo_dir / app.SAMPLE_VIDEO).exists() and not sent[3].exists()
+    status, *outputs = analyses.analyze(str(sent[0]), models[0].label)
+    assert status.startswith("**Cannot analyse synthetic.mp4:** the upload was removed") and outputs == [None] * 4
+
+
+def predictions_header(path):
+    return Path(path).read_text().splitlines()[0]
 
 
 def test_models_offered_default_first(demo_dir, tmp_path):
@@ -153,7 +187,8 @@ def served_app(demo_dir, tmp_path):
     temp, log, port = tmp_path / "tmp", tmp_path / "app.log", free_port()
     temp.mkdir()
     with open(log, "w") as handle:
-        server = subprocess.Popen([sys.executable, str(ROOT / "app.py"), "--port", str(port), "--device", "cpu"],
+        server = subprocess.Popen([sys.executable, str(ROOT / "app.py"), "--port", str(port), "--device", "cpu",
+                                   "--keep_analyses", "1"],
                                   cwd=demo_dir, env=dict(os.environ, TMPDIR=str(temp), CUDA_VISIBLE_DEVICES=""),
                                   stdout=handle, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}/"
@@ -212,4 +247,10 @@ def test_page_in_chromium(served_app, demo_dir, not_a_video):
         page.locator("#video button[aria-label='Clear']").click()
         page.get_by_role("button", name="Use the sample video").click()
         expect(page.locator("#video td[aria-label='synthetic.mp4']")).to_have_count(1)
+        page.click("#analyse")  # the third analysis: with --keep_analyses 1 only its files are kept
+        expect(page.locator("#status")).to_contain_text("1 face track(s)", timeout=40_000)
+        newest = page.locator("#downloads a[download='predictions.csv']").get_attribute("href")
+        assert newest != link and page.request.get(newest).text().splitlines() == predictions
+        assert "/analyses/" in newest  # served from the analysis folder itself, not from a copy
+        assert page.request.get(link).status in (403, 404)  # the first analysis's files were deleted
         browser.close()

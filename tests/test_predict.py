@@ -10,17 +10,20 @@ import sys
 import tracemalloc
 from pathlib import Path
 
+import av
 import cv2
 import numpy as np
 import pytest
+import torch
 
 import predict
 from datasets.classes import DFEW_CLASSES, MAFW_CLASSES
 from inference import AnalysisError, analyze_video
 from inference.faces import HaarDetector
+from inference.model import VideoModel
 from scripts.make_synthetic_video import write_video
 from tests.helpers import ROOT, fake_hub_cache, tiny_checkpoint
-from tests.videos import face_frame, set_rotation, write_audio_only, write_cv2_video, write_timed_video
+from tests.videos import face_frame, set_rotation, show_only, write_audio_only, write_cv2_video, write_timed_video
 
 FPS, WIDTH, HEIGHT, NUM_FRAMES = 10, 320, 240, 40
 FACE_FRAMES = range(4, 34)  # the face is in frames 4..33
@@ -148,13 +151,20 @@ def test_consecutive_policy_resamples_to_the_source_rate(checkpoint, tmp_path):
 
 def test_variable_frame_rate_times_come_from_the_container(checkpoint, tmp_path):
     """2 s at 30 fps without a face, then 2 s at 10 fps with one: the face appears at 2.0 s (frame 60), where
-    frame index / average frame rate would say 3.0 s."""
+    frame index / average frame rate would say 3.0 s. The annotated video, encoded once as H.264, keeps every
+    frame's time."""
     times = [i / 30 for i in range(60)] + [2 + i / 10 for i in range(20)]
     frames = [face_frame(160, 120, [(20, 5, 0.2)] if t >= 2 else []) for t in times]
     video = tmp_path / "vfr.mp4"
     write_timed_video(video, frames, times)
-    code, summary = run_predict(video, checkpoint, tmp_path / "out", "--window_seconds", "0.6", "--no_video",
+    code, summary = run_predict(video, checkpoint, tmp_path / "out", "--window_seconds", "0.6",
                                 "--detector", "haar", "--min_face", "20")
+    assert summary["annotated_video"]["codec"] == "libx264"
+    with av.open(str(tmp_path / "out" / "annotated.mp4")) as container:
+        stream = container.streams.video[0]
+        assert stream.codec_context.name == "h264" and (stream.width, stream.height) == (160, 120)
+        decoded = [float(frame.time) for frame in container.decode(stream)]
+    assert decoded == pytest.approx(times, abs=1e-3)
     assert code == 0
     (track,) = summary["tracks"]
     assert track["first_frame"] == 60 and track["start_s"] == pytest.approx(2.0, abs=1e-3)
@@ -165,9 +175,24 @@ def test_variable_frame_rate_times_come_from_the_container(checkpoint, tmp_path)
     assert [float(r["end_s"]) - float(r["start_s"]) for r in rows] == pytest.approx([0.6] * len(rows), abs=1e-3)
 
 
+def test_hevc_mov_shorter_than_a_window(checkpoint, tmp_path):
+    """An HEVC .mov (as iPhones record) of 0.4 s, under the DFEW policy's 3 s windows (4 samples 1 s apart): the
+    face's track gets one window, padded with its only sample, as the test protocol pads short clips."""
+    times = [i / 10 for i in range(5)]
+    write_timed_video(tmp_path / "phone.mov", [face_frame(320, 240, [(40, 0, 0.38)]) for _ in times], times,
+                      codec="libx265")
+    code, summary = run_predict(tmp_path / "phone.mov", checkpoint, tmp_path / "out")
+    assert code == 0 and summary["complete"] and summary["container"]["codec"] == "hevc"
+    assert summary["window_policy"]["sample_step"] == 1.0 and summary["tracks"][0]["frames_detected"] == 5
+    ((window),) = read_csv(tmp_path / "out")[1]
+    assert (window["start_s"], window["end_s"], window["first_frame"], window["last_frame"]) == \
+        ("0.0000", "0.0000", "0", "0")
+    assert "repeated_frames" not in summary  # padding is not a repetition of the grid
+
+
 def test_rotated_phone_video_is_analysed_and_annotated_upright(checkpoint, tmp_path):
     """The frames are stored turned a quarter to the left with a 90-degree rotation in the header."""
-    upright = [face_frame(120, 160, [(5, 10, 0.22)]) for _ in range(12)]
+    upright = [face_frame(120, 160, [(5, 10, 0.25)]) for _ in range(12)]  # a face of about 45 px
     video = tmp_path / "portrait.mp4"
     write_cv2_video(video, [cv2.rotate(f, cv2.ROTATE_90_COUNTERCLOCKWISE) for f in upright], 10)
     assert len(HaarDetector(20)(cv2.rotate(upright[0], cv2.ROTATE_90_COUNTERCLOCKWISE)).boxes) == 0
@@ -222,6 +247,53 @@ def test_smooth_max_seconds_and_no_detect(checkpoint, tmp_path):
     assert smooth[0] == pytest.approx(raw[:2].mean(0), abs=1e-5)  # fewer windows at the ends
     assert smooth[-1] == pytest.approx(raw[-2:].mean(0), abs=1e-5)
     assert np.abs(raw - smooth).max() > 1e-4  # the random model does not give identical windows
+
+
+def test_out_of_gpu_memory_retries_the_batch_in_halves(checkpoint, tmp_path, monkeypatch, capsys):
+    """A model that runs out of memory on more than 2 windows (the error injected: no GPU here): the batch is
+    retried in halves, said once, and the results equal those of an unconstrained run; out of memory on a single
+    window fails the video."""
+    video = tmp_path / "synthetic.mp4"
+    write_video(video, ["happy", "surprise"], 6, 64, 8.0, seed=0)
+    flags = ("--no_detect", "--no_video", "--source_fps", "8", "--batch_size", "8")
+    assert run_predict(video, checkpoint, tmp_path / "free", *flags)[0] == 0
+    classify, sizes = VideoModel.classify_and_embed, []
+
+    def tight(self, clips, limit=2):
+        sizes.append(len(clips))
+        if len(clips) > limit:
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        return classify(self, clips)
+
+    monkeypatch.setattr(VideoModel, "classify_and_embed", tight)
+    capsys.readouterr()
+    code, summary = run_predict(video, checkpoint, tmp_path / "tight", *flags)
+    assert code == 0 and sizes == [5, 2, 2, 1]  # 5 windows: 5 do not fit, 2 do, and 2 stays the size
+    assert capsys.readouterr().err.count("out of GPU memory") == 1
+    assert summary["out_of_memory"] == "batches of 8 windows ran out of GPU memory; the video ran in batches of 2"
+    np.testing.assert_allclose(probabilities_of(read_csv(tmp_path / "tight")[1]),
+                               probabilities_of(read_csv(tmp_path / "free")[1]), atol=1e-5)
+    monkeypatch.setattr(VideoModel, "classify_and_embed", lambda self, clips: tight(self, clips, limit=0))
+    with pytest.raises(torch.OutOfMemoryError):
+        run_predict(video, checkpoint, tmp_path / "none", *flags)
+    assert sorted(os.listdir(tmp_path)) == ["free", "synthetic.mp4", "synthetic.mp4.json", "tight"]
+
+
+def test_windows_that_repeat_frames_are_reported(face_video, checkpoint, tmp_path, capsys):
+    """A 10 fps video under a 25 fps grid, and --every 2 under a 10 fps grid: each window's samples take some frames
+    twice; summary.json counts those windows and says why, stderr once. A grid as dense as the frames: no note."""
+    flags = ("--no_detect", "--no_video", "--max_seconds", "2")
+    code, summary = run_predict(face_video, checkpoint, tmp_path / "dense", *flags, "--source_fps", "25")
+    assert code == 0 and summary["repeated_frames"]["windows"] == summary["windows"] > 0
+    assert "a sample every 0.040 s (25.0 per second), more often than the frames analysed (about 10.5 per second)" \
+        in summary["repeated_frames"]["why"]
+    assert capsys.readouterr().err.count("windows repeat frames") == 1
+    _, summary = run_predict(face_video, checkpoint, tmp_path / "every", *flags, "--source_fps", "10", "--every", "2")
+    assert summary["repeated_frames"]["windows"] == summary["windows"] and "with --every 2" in \
+        summary["repeated_frames"]["why"]
+    capsys.readouterr()
+    _, summary = run_predict(face_video, checkpoint, tmp_path / "even", *flags, "--source_fps", "10")
+    assert "repeated_frames" not in summary and "windows repeat frames" not in capsys.readouterr().err
 
 
 def test_cpu_int8_agrees_with_fp32_and_is_cpu_only(checkpoint, tmp_path):
@@ -304,6 +376,28 @@ def test_video_broken_mid_stream_keeps_what_was_analysed(checkpoint, tmp_path):
     assert summary["tracks"][0]["windows"] >= 1 and read_csv(tmp_path / "out")[1]
     assert sorted(os.listdir(tmp_path / "out")) == ["annotated.mp4", "predictions.csv", "summary.json",
                                                     "timeline.png"]
+
+
+def test_complete_is_decoding_to_the_stream_end_not_the_announced_frame_count(checkpoint, tmp_path):
+    """An edited mp4 announces 40 frames (its sample table) and shows 30 (its edit list ends at 3 s): complete. The
+    same frames with the index first, cut at 40% of the bytes: partial, the outputs covering what decoded."""
+    frames = [face_frame(96, 96, [(i % 20, 0, 0.16)]) for i in range(40)]
+    times = [i / 10 for i in range(40)]
+    write_timed_video(tmp_path / "edited.mp4", frames, times)
+    show_only(tmp_path / "edited.mp4", 3.0)
+    flags = ("--no_detect", "--source_fps", "10", "--no_video")
+    code, summary = run_predict(tmp_path / "edited.mp4", checkpoint, tmp_path / "edited", *flags)
+    assert (summary["container"]["frame_count"], summary["container"]["duration_s"]) == (40, 3.0)
+    assert code == 0 and summary["complete"] and "warning" not in summary
+    assert (summary["frames_decoded"], summary["duration_s"]) == (30, pytest.approx(2.9))
+    write_timed_video(tmp_path / "stream.mp4", frames, times, keyframe_every=1, index_first=True)
+    data = (tmp_path / "stream.mp4").read_bytes()
+    (tmp_path / "cut.mp4").write_bytes(data[:len(data) * 4 // 10])
+    code, summary = run_predict(tmp_path / "cut.mp4", checkpoint, tmp_path / "cut", *flags)
+    assert code == 6 and not summary["complete"] and 0 < summary["frames_decoded"] < 20
+    assert summary["warning"].startswith(f"the video stopped decoding at {summary['duration_s']:.2f} s (frame "
+                                         f"{summary['frames_decoded']}), before the end of its stream (3.90 s")
+    assert read_csv(tmp_path / "cut")[1]
 
 
 def test_zero_frame_rate_header_and_4k_frames(checkpoint, tmp_path):

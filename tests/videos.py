@@ -27,17 +27,31 @@ def write_cv2_video(path, frames, fps, fourcc="mp4v"):
     writer.release()
 
 
-def write_timed_video(path, frames, times):
-    """An H.264 mp4 whose frames carry exactly the given presentation times (seconds, millisecond ticks)."""
-    with av.open(str(path), "w") as container:
-        stream = container.add_stream("libx264", rate=1000)
+def write_timed_video(path, frames, times, keyframe_every=None, index_first=False, codec="libx264"):
+    """An H.264 mp4 (or `codec`, e.g. libx265 into a .mov) whose frames carry exactly the given presentation times
+    (seconds, millisecond ticks); `index_first`: the index (moov) before the frames, as streaming files have it."""
+    with av.open(str(path), "w", options={"movflags": "+faststart"} if index_first else {}) as container:
+        stream = container.add_stream(codec, rate=1000)
         stream.height, stream.width = frames[0].shape[:2]
         stream.pix_fmt = "yuv420p"
+        stream.options = {**({"g": str(keyframe_every)} if keyframe_every else {}),
+                          **({"x265-params": "log-level=none"} if codec == "libx265" else {})}
         for frame, time in zip(frames, times):
             picture = av.VideoFrame.from_ndarray(cv2.cvtColor(frame, cv2.COLOR_BGR2RGB), format="rgb24")
             picture.pts = round(time * 1000)
             container.mux(stream.encode(picture))
         container.mux(stream.encode())
+
+
+def show_only(path, seconds):
+    """Shorten the first edit list entry of an mp4 to `seconds`: the file shows its first `seconds` while its sample
+    table (the frame count in its header) still counts every frame, as in edited phone and camera files."""
+    data = bytearray(path.read_bytes())
+    elst, movie = data.find(b"elst"), data.find(b"mvhd")
+    assert elst > 0 and data[elst + 4] == 0 and data[movie + 4] == 0, "needs a version-0 edit list"
+    timescale = struct.unpack(">I", data[movie + 16:movie + 20])[0]
+    data[elst + 12:elst + 16] = struct.pack(">I", round(seconds * timescale))
+    path.write_bytes(bytes(data))
 
 
 def set_rotation(path, degrees):

@@ -15,13 +15,25 @@ def init_distributed_mode(args) -> None:
         args.rank, args.world_size, args.local_rank, args.distributed = 0, 1, 0, False
     if not args.distributed:
         return
-    use_cuda = args.device.startswith("cuda")
-    if use_cuda:
-        torch.cuda.set_device(args.local_rank)
-        args.device = f"cuda:{args.local_rank}"
-    dist.init_process_group(backend="nccl" if use_cuda else "gloo", init_method="env://",
+    args.device = local_device(args.device, args.local_rank)
+    dist.init_process_group(backend="nccl" if args.device.startswith("cuda") else "gloo", init_method="env://",
                             world_size=args.world_size, rank=args.rank)
     dist.barrier()
+
+
+def local_device(device: str, local_rank: int) -> str:
+    """A process's device under torchrun: its own GPU (`cuda:LOCAL_RANK`, made current), or the CPU."""
+    if not device.startswith("cuda"):
+        return device
+    torch.cuda.set_device(local_rank)
+    return f"cuda:{local_rank}"
+
+
+def torchrun_ranks() -> tuple[int, int, int]:
+    """(rank, world size, local rank) as torchrun sets them, without joining a process group; (0, 1, 0) without
+    torchrun."""
+    return (int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1)),
+            int(os.environ.get("LOCAL_RANK", 0)))
 
 
 def is_distributed() -> bool:

@@ -1,21 +1,31 @@
-"""What the page runs: the models it offers, one Analyzer per checkpoint, the upload limits, and an analysis
-turned into what the page shows (status, timeline, per-track table, browser-playable video, downloads)."""
+"""What the page runs: the models it offers, one Analyzer per checkpoint, the upload limits, an analysis
+turned into what the page shows (status, timeline, per-track table, annotated video, downloads), and the
+clean-up that bounds the disk the page uses."""
+import contextlib
 import contextvars
 import glob
 import os
+import shutil
 import tempfile
+import time
 from dataclasses import dataclass
 
 from inference import AnalysisError, Analyzer, Options
 from inference.decode import VideoError, probe_video
 from inference.pipeline import EXIT_BAD_VIDEO
 
-from .browser_video import to_h264
-
 PROGRESS_EVERY = 25  # frames between updates of the page's progress bar
 PHASES = {"frames": "analysing the video", "annotated video": "drawing the annotated video"}
 DEMO_WINDOWS = dict(window_seconds=1.875, stride_seconds=0.5)  # scripts/demo.sh's predict.py settings
 NOTHING = (None, None, None, None)  # timeline, table, video, downloads: cleared
+
+
+@dataclass(frozen=True)
+class Kept:
+    """An analysis folder the page still serves, and the upload it analysed."""
+    folder: str
+    upload: str
+    created: float
 
 
 @dataclass(frozen=True)
@@ -66,14 +76,19 @@ class _PageProgress:
 
 
 class VideoAnalyses:
-    """Analyses uploaded videos into fresh folders under `workdir`. Not thread-safe: the page runs one
-    analysis at a time (the analysis event's concurrency limit is 1)."""
+    """Analyses uploaded videos into fresh folders under `workdir`/analyses. Keeps the folders (and the
+    uploads: files under `upload_dir`, gradio's folder) of the last `keep_analyses` analyses younger than
+    `keep_hours`: before each analysis, older ones are deleted. Not thread-safe: the page runs one analysis at
+    a time (the analysis event's concurrency limit is 1)."""
 
-    def __init__(self, models, workdir, landmark_weights, device=None, data_set=None, max_video_seconds=600.0):
+    def __init__(self, models, workdir, landmark_weights, device=None, data_set=None, max_video_seconds=600.0,
+                 keep_analyses=5, keep_hours=24.0, upload_dir=None):
         self.models = {m.label: m for m in models}
         self.workdir, self.landmark_weights, self.device, self.data_set = workdir, landmark_weights, device, data_set
-        self.max_video_seconds = max_video_seconds
+        self.max_video_seconds, self.keep_analyses, self.keep_hours = max_video_seconds, keep_analyses, keep_hours
+        self.upload_dir = os.path.abspath(upload_dir) if upload_dir else None
         self.analyzers = {}  # checkpoint -> Analyzer
+        self.kept = []  # Kept, oldest first
 
     def describe(self, label):
         return self.models[label].description()
@@ -95,21 +110,48 @@ class VideoAnalyses:
         if not video:
             return ("Upload a video first.", *NOTHING)
         name = os.path.basename(video)
+        self.clean_up(keep=video)
+        if not os.path.exists(video) and self._uploaded(video):
+            return (f"**Cannot analyse {name}:** the upload was removed (the page keeps the files of its last "
+                    f"{self.keep_analyses} analyses, for {self.keep_hours:g} hours at most): upload it again", *NOTHING)
+        os.makedirs(os.path.join(self.workdir, "analyses"), exist_ok=True)
+        folder = tempfile.mkdtemp(dir=os.path.join(self.workdir, "analyses"))
+        self.kept.append(Kept(folder, video, time.time()))
         try:
             overrides = self._length_limit(video)
             progress(0.0, desc="loading the model")
             analyzer = self.analyzer(label)
-            output_dir = os.path.join(tempfile.mkdtemp(dir=self.workdir), "outputs")
+            output_dir = os.path.join(folder, "outputs")
             result = analyzer.analyze(video, output_dir, progress=_PageProgress(progress), **overrides)
         except AnalysisError as error:
             message = str(error).replace(f"{video}: ", "").replace(video, name)  # the upload's name, not its path
             return (f"**Cannot analyse {name}:** {message}", *NOTHING)
-        progress(0.95, desc="encoding the video for the browser")
-        playable = os.path.join(output_dir, "annotated_h264.mp4")
-        to_h264(os.path.join(output_dir, "annotated.mp4"), playable)
         summary = result.summary
+        video_out = os.path.join(output_dir, "annotated.mp4")
         return (self._status(name, summary, overrides), os.path.join(output_dir, "timeline.png"), track_table(summary),
-                playable, [result.predictions_csv, os.path.join(output_dir, "summary.json")])
+                video_out if os.path.isfile(video_out) else None,
+                [result.predictions_csv, os.path.join(output_dir, "summary.json")])
+
+    def _uploaded(self, path):
+        path = os.path.abspath(path)
+        return self.upload_dir is not None and path.startswith(self.upload_dir + os.sep) and \
+            not path.startswith(os.path.join(os.path.abspath(self.workdir), "analyses") + os.sep)
+
+    def clean_up(self, keep=None):
+        """Delete the analysis folders beyond the newest keep_analyses - 1 (room for the next) or older than
+        keep_hours, with their uploads unless a kept analysis, or `keep`, is of the same upload."""
+        expired, room = time.time() - 3600 * self.keep_hours, self.keep_analyses - 1
+        recent = self.kept[len(self.kept) - room:] if room > 0 else []
+        old = [k for k in self.kept if k not in recent or k.created < expired]
+        self.kept = [k for k in self.kept if k not in old]
+        in_use = {k.upload for k in self.kept} | {keep}
+        for record in old:
+            shutil.rmtree(record.folder, ignore_errors=True)
+            if self._uploaded(record.upload) and record.upload not in in_use:
+                with contextlib.suppress(OSError):
+                    os.remove(record.upload)
+                    if os.path.dirname(record.upload) != self.upload_dir:
+                        os.rmdir(os.path.dirname(record.upload))  # gradio's folder of the upload, when empty
 
     def _length_limit(self, video):
         """Refuse a video longer than max_video_seconds; one whose header gives no length is cut there."""
@@ -117,9 +159,9 @@ class VideoAnalyses:
             info = probe_video(video)
         except VideoError as error:
             raise AnalysisError(str(error), EXIT_BAD_VIDEO) from error
-        if not (info.frame_count and info.fps):
+        seconds = info.duration or (info.frame_count / info.fps if info.frame_count and info.fps else 0)
+        if not seconds:
             return dict(max_seconds=self.max_video_seconds)
-        seconds = info.frame_count / info.fps
         if seconds > self.max_video_seconds:
             raise AnalysisError(f"the video lasts {seconds:.0f} s; this page analyses videos of at most "
                                 f"{self.max_video_seconds:g} s (app.py --max_video_seconds)", EXIT_BAD_VIDEO)
@@ -134,6 +176,9 @@ class VideoAnalyses:
                  f"{policy['num_frames']} crops {policy['sample_step']:.3f} s apart every {policy['stride']:.2f} s."]
         if "warning" in summary:
             lines.insert(0, f"**Warning:** {summary['warning'].replace(summary['video'], name)}.")
+        if "repeated_frames" in summary:
+            lines.append(f"Note: {summary['repeated_frames']['windows']} windows repeat frames: "
+                         f"{summary['repeated_frames']['why']}.")
         if "max_seconds" in overrides:
             lines.append(f"The file does not say how long it is: only its first {overrides['max_seconds']:g} s "
                          "were analysed.")

@@ -6,14 +6,16 @@ Upload a video: every face is found and tracked, and the model tells which emoti
 (windows of a few seconds). The analysis runs on this machine; one video at a time, others wait in line."""
 
 
-def build_page(analyses, default_label, sample_video, sample_hint):
+def build_page(analyses, default_label, sample_video, sample_hint, keep_hours=24.0):
     """`analyses`: a webapp.analysis.VideoAnalyses; `sample_video`: the demo's video, or None and
-    `sample_hint` says how to make it."""
+    `sample_hint` says how to make it. Gradio deletes the files it holds (uploads, files it served) once they
+    are `keep_hours` old, checking every hour at most."""
 
     def analyze(video, label, progress=gr.Progress()):
         return analyses.analyze(video, label, progress)
 
-    with gr.Blocks(title="S2D video emotion timeline", fill_width=True) as page:
+    age = round(3600 * keep_hours)
+    with gr.Blocks(title="S2D video emotion timeline", fill_width=True, delete_cache=(min(age, 3600), age)) as page:
         gr.Markdown(INTRO)
         with gr.Row():
             with gr.Column():
