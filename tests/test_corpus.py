@@ -261,7 +261,7 @@ def test_any_exception_fails_its_video_only(small_corpus, tmp_path, monkeypatch,
     videos, checkpoint = small_corpus
     model_fault, writer_fault, reopen_fault = (str(v) for v in videos[:3])
     current = {}
-    analyze, classify, add, probe = (pipeline.Analyzer.analyze, VideoModel.classify, PredictionWriter.add,
+    analyze, classify, add, probe = (pipeline.Analyzer.analyze, VideoModel.classify_and_embed, PredictionWriter.add,
                                      pipeline.probe_video)
 
     def analyze_noting_the_video(self, video, *args, **kwargs):
@@ -285,7 +285,8 @@ def test_any_exception_fails_its_video_only(small_corpus, tmp_path, monkeypatch,
         return info
 
     for owner, name, fault in ((pipeline.Analyzer, "analyze", analyze_noting_the_video),
-                               (VideoModel, "classify", faulty_classify), (PredictionWriter, "add", faulty_add),
+                               (VideoModel, "classify_and_embed", faulty_classify),
+                               (PredictionWriter, "add", faulty_add),
                                (pipeline, "probe_video", probe_then_replace)):
         monkeypatch.setattr(owner, name, fault)
     arguments = ["--videos", *map(str, videos), "--checkpoint", str(checkpoint), "--output_dir",
