@@ -64,6 +64,9 @@ def get_args_parser():
                    help="no window spans an absence longer than this")
     g.add_argument("--min_track_frames", default=d.min_track_frames, type=int,
                    help="detections before a track counts (shorter ones are dropped as false positives)")
+    g.add_argument("--detect_interval", default=d.detect_interval, type=float,
+                   help="seconds: the longest time between two face detections (frames that windows sample are "
+                        "always detected, the others only as often as the tracker needs); 0: detect every frame")
 
     g = p.add_argument_group("windows (default: the policy of the checkpoint's training data, see README)")
     g.add_argument("--window_seconds", default=None, type=float,
@@ -92,7 +95,8 @@ def options_from(args):
                    source_fps=args.source_fps, stride_seconds=args.stride_seconds, smooth=args.smooth,
                    margin=args.margin, iou_threshold=args.iou_threshold, max_gap_seconds=args.max_gap_seconds,
                    break_seconds=args.break_seconds, min_track_frames=args.min_track_frames,
-                   batch_size=args.batch_size, write_video=not args.no_video, print_freq=args.print_freq)
+                   detect_interval=args.detect_interval, batch_size=args.batch_size, write_video=not args.no_video,
+                   print_freq=args.print_freq)
 
 
 def build_analyzer(args):
