@@ -88,8 +88,8 @@ def write_long_video(path, minutes, width, height):
 
 
 def write_realtime_video(path, seconds, width=640, height=360, fps=24):
-    """The face (about 100 px wide at 360 px high) drifts sideways over half the width and back every 8 s,
-    bobbing and changing size a little: at most about 1.2 face widths per second."""
+    """The face (about 70 px wide at 360 px high) drifts sideways over half the width and back every 8 s,
+    bobbing and changing size a little: at most about 1.7 face widths per second."""
     background = textured_background(width, height)
     writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, (width, height))
     unit = height / 360
