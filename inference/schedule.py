@@ -11,7 +11,7 @@ Between two detections, the annotated video's boxes are interpolated.
 import math
 
 DEFAULT_DETECT_INTERVAL = 0.15  # seconds; why this value: docs/PREDICT.md, "Detection schedule"
-TIME_TOLERANCE = 1e-6  # seconds: a grid time this close to the middle of two frames is detected on both
+TIME_TOLERANCE = 1e-6  # seconds: times this close count as equal (a grid time midway is detected on both frames)
 
 
 def with_next_times(frames):
@@ -34,9 +34,9 @@ class DetectionSchedule:
         self.frames_detected = 0
 
     def wants(self, time: float, next_time: float, grids) -> bool:
-        """Whether to detect the frame at `time` (`next_time`: the next frame's). `grids`: the tracks' windows
-        (inference.windows.TrackWindows); the frame is each grid time's nearest frame between the middles of the
-        intervals to its neighbours."""
+        """Whether to detect the frame at `time`; `next_time` is the next frame's (infinity for the last), `grids`
+        the tracks' inference.windows.TrackWindows. A grid time takes the frame nearest to it: this one for the
+        grid times between the midpoints to the previous and the next frame."""
         start, end = (self.previous_time + time) / 2, (time + next_time) / 2
         self.previous_time = time
         detect = (next_time - self.last_detection > self.interval + TIME_TOLERANCE
