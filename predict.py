@@ -26,7 +26,7 @@ EXIT_CORPUS_FAILURES, EXIT_INTERRUPTED = 1, 130
 
 
 def add_face_arguments(parser):
-    """The face detection, tracking and cropping flags (predict.py, scripts/extract_clips.py)."""
+    """The face detection, tracking and cropping flags (predict.py, scripts/extract_clips.py); returns their group."""
     d = Options()
     g = parser.add_argument_group("faces")
     g.add_argument("--detector", default="mtcnn", choices=[n for n in DETECTORS if n != "none"],
@@ -46,6 +46,7 @@ def add_face_arguments(parser):
                    help="no window spans an absence longer than this")
     g.add_argument("--min_track_frames", default=d.min_track_frames, type=int,
                    help="detections before a track counts (shorter ones are dropped as false positives)")
+    return g
 
 
 def get_args_parser():
@@ -72,8 +73,11 @@ def get_args_parser():
     g.add_argument("--trust_checkpoint", action="store_true",
                    help="allow arbitrary pickled objects in checkpoints (only for files you trust)")
 
-    add_face_arguments(p)
     d = Options()
+    faces = add_face_arguments(p)
+    faces.add_argument("--detect_interval", default=d.detect_interval, type=float,
+                       help="seconds: the longest time between two face detections (frames that windows sample are "
+                            "always detected, the others only as often as the tracker needs); 0: detect every frame")
 
     g = p.add_argument_group("windows (default: the policy of the checkpoint's training data, see README)")
     g.add_argument("--window_seconds", default=None, type=float,
@@ -105,7 +109,8 @@ def options_from(args):
                    source_fps=args.source_fps, stride_seconds=args.stride_seconds, smooth=args.smooth,
                    margin=args.margin, iou_threshold=args.iou_threshold, max_gap_seconds=args.max_gap_seconds,
                    break_seconds=args.break_seconds, min_track_frames=args.min_track_frames,
-                   batch_size=args.batch_size, write_video=not args.no_video, features=args.features,
+                   detect_interval=args.detect_interval, batch_size=args.batch_size, write_video=not args.no_video,
+                   features=args.features,
                    print_freq=args.print_freq)
 
 

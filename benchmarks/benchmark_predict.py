@@ -1,9 +1,10 @@
-"""Throughput and peak memory of predict.py on long videos (one face), and corpus throughput, with
-random-weight models.
+"""Throughput and peak memory of predict.py on long videos (one face), corpus throughput, and the real-time
+factor on a laptop-sized video, with random-weight models.
 
     python benchmarks/benchmark_predict.py --model s2d_tiny_patch8_112 --minutes 1 10 30
     python benchmarks/benchmark_predict.py --model s2d_base_patch16_224 --minutes 1 --cpu_int8
     python benchmarks/benchmark_predict.py --model s2d_tiny_patch8_112 --minutes 0.5 --corpus 8 --nproc 1 2
+    python benchmarks/benchmark_predict.py --realtime 20
 
 Writes a video per length in which a real face (matplotlib's sample photograph grace_hopper.jpg) drifts
 back and forth and changes size (320x240 by default, 25 fps), a random-weight checkpoint per model (16 frames, DFEW:
@@ -13,8 +14,18 @@ analysis (decoding, detection, tracking, crops, landmark network and S2D, output
 resident memory (from the kernel's rusage of that process). With --corpus N: N such videos analysed by
 `predict.py --videos` in 1 process and under torchrun with 2 (CPU: gloo, one torch thread per process, as
 torchrun sets), printing videos per hour and video frames per second of the whole run, start-up included.
+
+With --realtime SECONDS: one 640x360 24 fps video of that length in which the face moves over a textured
+background (`write_realtime_video`), analysed with S2D base (or --model) by predict.py --no_video in a fresh
+process per case: fp32 as before this release (every frame detected, `--detect_interval 0 --no_speedups`), fp32
+with every frame detected, fp32 as now (the defaults), and `--cpu_int8` with every frame detected and as now.
+Prints per case the wall time of the analysis (decoding to predictions.csv: summary.json's `seconds`; model
+loading excluded), video frames per second, the real-time factor (video seconds per wall second), the frames
+detected, and the speed relative to the first case.
 """
 import argparse
+import collections
+import functools
 import json
 import os
 import platform
@@ -34,6 +45,14 @@ from models import build_model, save_checkpoint
 
 ROOT = Path(__file__).resolve().parents[1]
 FPS = 25
+PHOTO = cv2.imread(str(cbook.get_sample_data("grace_hopper.jpg", asfileobj=False)))
+REALTIME_CASES = (  # (name, predict.py flags)
+    ("fp32, every frame, no speed-ups (before)", ("--detect_interval", "0", "--no_speedups")),
+    ("fp32, every frame", ("--detect_interval", "0")),
+    ("fp32 (defaults)", ()),
+    ("int8, every frame", ("--cpu_int8", "--detect_interval", "0")),
+    ("int8 (--cpu_int8)", ("--cpu_int8",)),
+)
 
 
 def face_placement(index, height):
@@ -45,15 +64,39 @@ def face_placement(index, height):
             unit * (0.3 + 0.05 * np.sin(phase)))
 
 
+def with_face(background, x, y, scale):
+    """A copy of `background` with the photograph scaled by `scale`, its top left corner at (x, y)."""
+    frame = background.copy()
+    face = cv2.resize(PHOTO, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+    height, width = frame.shape[:2]
+    frame[y:y + face.shape[0], x:x + face.shape[1]] = face[:height - y, :width - x]
+    return frame
+
+
+def textured_background(width, height, seed=0):
+    """Smooth random blotches of colour (a detector finds more face candidates in texture than on a flat grey)."""
+    noise = np.random.default_rng(seed).integers(0, 256, (height, width, 3), dtype=np.uint8)
+    return cv2.normalize(cv2.GaussianBlur(noise, (0, 0), 6), None, 40, 200, cv2.NORM_MINMAX)
+
+
 def write_long_video(path, minutes, width, height):
-    photo = cv2.imread(str(cbook.get_sample_data("grace_hopper.jpg", asfileobj=False)))
+    background = np.full((height, width, 3), 90, np.uint8)
     writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), FPS, (width, height))
     for index in range(int(minutes * 60 * FPS)):
-        x, y, scale = face_placement(index, height)
-        frame = np.full((height, width, 3), 90, np.uint8)
-        face = cv2.resize(photo, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
-        frame[y:y + face.shape[0], x:x + face.shape[1]] = face[:height - y, :width - x]
-        writer.write(frame)
+        writer.write(with_face(background, *face_placement(index, height)))
+    writer.release()
+
+
+def write_realtime_video(path, seconds, width=640, height=360, fps=24):
+    """The face (about 70 px wide at 360 px high) drifts sideways over half the width and back every 8 s,
+    bobbing and changing size a little: at most about 1.7 face widths per second."""
+    background = textured_background(width, height)
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, (width, height))
+    unit = height / 360
+    for index in range(round(seconds * fps)):
+        phase = 2 * np.pi * index / (8 * fps)
+        writer.write(with_face(background, int(width * 0.3 + unit * 150 * np.sin(phase)),
+                               int(unit * (20 + 20 * np.cos(phase))), unit * (0.4 + 0.05 * np.sin(phase))))
     writer.release()
 
 
@@ -63,11 +106,67 @@ def random_checkpoint(path, model_name):
                      "args": argparse.Namespace(model=model_name, num_frames=16, data_set="DFEW")}, path)
 
 
-def run_predict(video, checkpoint, output_dir, device, cpu_int8):
-    """predict.py in a fresh process: (its summary, its peak RSS in MiB)."""
+def timed(clock, stage, function):
+    """`function`, adding the wall seconds of each call to clock[stage]."""
+    @functools.wraps(function)
+    def call(*args, **kwargs):
+        start = time.perf_counter()
+        try:
+            return function(*args, **kwargs)
+        finally:
+            clock[stage] += time.perf_counter() - start
+    return call
+
+
+def timed_iterator(clock, stage, iter_method):
+    """An __iter__ adding the wall seconds of producing each item to clock[stage]."""
+    @functools.wraps(iter_method)
+    def iterate(self):
+        items = iter_method(self)
+        while True:
+            start = time.perf_counter()
+            try:
+                item = next(items)
+            except StopIteration:
+                return
+            finally:
+                clock[stage] += time.perf_counter() - start
+            yield item
+    return iterate
+
+
+def predict_with_stage_clock(clock_path, predict_args):
+    """predict.run(predict_args), then the wall seconds spent in each stage written to `clock_path` as JSON.
+    Decoding, detection, tracking and crops run in the worker thread while the model runs in the main thread,
+    so the stages overlap; `analysis` is the whole call."""
+    import predict
+    from inference import faces, mtcnn, pipeline
+    clock = collections.Counter()
+    pipeline.VideoReader.__iter__ = timed_iterator(clock, "decode", pipeline.VideoReader.__iter__)
+    for detector in (mtcnn.MTCNNDetector, faces.HaarDetector, faces.YuNetDetector, faces.WholeFrame):
+        detector.__call__ = timed(clock, "detect", detector.__call__)
+    pipeline.face_crop = timed(clock, "crop", pipeline.face_crop)
+    pipeline.FaceTracker.update = timed(clock, "track", pipeline.FaceTracker.update)
+    pipeline.VideoModel.classify = timed(clock, "model", pipeline.VideoModel.classify)
+    pipeline.PredictionWriter.add = timed(clock, "outputs", pipeline.PredictionWriter.add)
+    for name in ("write_json_atomically", "timeline_and_labels", "plot_timeline", "annotate_video"):
+        setattr(pipeline, name, timed(clock, "outputs", getattr(pipeline, name)))
+    pipeline.Analyzer.analyze = timed(clock, "analysis", pipeline.Analyzer.analyze)
+    code = predict.run(predict_args)
+    Path(clock_path).write_text(json.dumps({stage: round(seconds, 2) for stage, seconds in clock.items()}))
+    return code
+
+
+def run_predict(video, checkpoint, output_dir, device, flags=(), stage_clock=None):
+    """predict.py in a fresh process: (its summary, its peak RSS in MiB); with `stage_clock` (a JSON file),
+    through predict_with_stage_clock."""
     command = [sys.executable, str(ROOT / "predict.py"), "--video", str(video), "--checkpoint", str(checkpoint),
                "--output_dir", str(output_dir), "--landmark_weights", "random", "--device", device,
-               "--print_freq", "1500"] + ["--cpu_int8"] * cpu_int8
+               "--print_freq", "1500", *flags]
+    if stage_clock:
+        command[1:2] = ["-c", f"import sys; sys.path.insert(0, {str(ROOT)!r}); from benchmarks.benchmark_predict "
+                              "import predict_with_stage_clock as run; sys.exit(run(sys.argv[1], sys.argv[2:]))",
+                        str(stage_clock)]
     process = subprocess.Popen(command, cwd=ROOT)
     _, status, usage = os.wait4(process.pid, 0)
     process.returncode = os.waitstatus_to_exitcode(status)
@@ -88,9 +187,84 @@ def run_corpus(folder, checkpoint, output_dir, device, nproc):
     return time.time() - start
 
 
+def run_realtime(seconds, models, device, tmp):
+    """The --realtime cases on one video: a result per case, printed as it comes, then a Markdown table."""
+    write_realtime_video(tmp / "realtime.mp4", seconds)
+    results = []
+    for name in models:
+        random_checkpoint(tmp / f"{name}.pth", name)
+        for case, flags in REALTIME_CASES:
+            load = os.getloadavg()[0]
+            summary, peak_rss = run_predict(tmp / "realtime.mp4", tmp / f"{name}.pth", tmp / f"{name}-{len(results)}",
+                                            device, ("--no_video", *flags), tmp / "clock.json")
+            video_seconds = summary["frames_decoded"] / summary["container"]["fps"]
+            results.append(dict(model=name, case=case, flags=" ".join(flags), size="640x360", fps=24,
+                                frames=summary["frames_decoded"], frames_detected=summary["frames_detected"],
+                                windows=summary["windows"], seconds=summary["seconds"],
+                                video_frames_per_second=summary["video_frames_per_second"],
+                                realtime_factor=round(video_seconds / summary["seconds"], 3),
+                                stage_seconds=json.loads((tmp / "clock.json").read_text()),
+                                peak_rss_mib=round(peak_rss, 1), load_average_before=load,
+                                torch_threads=torch.get_num_threads(), machine=platform.processor()))
+            print(json.dumps(results[-1]), flush=True)
+    print("\n| model | case | wall s | frames/s | real-time factor | frames detected | frames/s vs first case |")
+    print("|---|---|---|---|---|---|---|")
+    for r in results:
+        first = next(f for f in results if f["model"] == r["model"])
+        print(f"| {r['model']} | {r['case']} | {r['seconds']:.1f} | {r['video_frames_per_second']:.2f} | "
+              f"{r['realtime_factor']:.2f} | {r['frames_detected']} of {r['frames']} | "
+              f"{r['video_frames_per_second'] / first['video_frames_per_second']:.2f}x |")
+    stages = ("decode", "detect", "track", "crop", "model", "outputs", "analysis")
+    print("\nWall seconds per stage (decoding, detection, tracking and crops in the worker thread, the model at the "
+          "same time in the main thread; analysis: the whole call, model loading excluded)\n")
+    print(f"| model | case | {' | '.join(stages)} |")
+    print(f"|---|---|{'---|' * len(stages)}")
+    for r in results:
+        print(f"| {r['model']} | {r['case']} | "
+              + " | ".join(f"{r['stage_seconds'].get(stage, 0):.1f}" for stage in stages) + " |")
+    return results
+
+
+def run_lengths_and_corpus(args, tmp):
+    """The --minutes and --corpus runs."""
+    results = []
+    if args.corpus:
+        (tmp / "corpus").mkdir()
+        write_long_video(tmp / "corpus" / "video0.mp4", args.minutes[0], args.width, args.height)
+        for k in range(1, args.corpus):
+            os.link(tmp / "corpus" / "video0.mp4", tmp / "corpus" / f"video{k}.mp4")
+    for minutes in [] if args.corpus else args.minutes:
+        write_long_video(tmp / f"{minutes:g}min.mp4", minutes, args.width, args.height)
+    for name in args.model or ["s2d_tiny_patch8_112"]:
+        random_checkpoint(tmp / f"{name}.pth", name)
+        for nproc in args.nproc if args.corpus else []:
+            seconds = run_corpus(tmp / "corpus", tmp / f"{name}.pth", tmp / f"{name}-corpus-{nproc}", args.device,
+                                 nproc)
+            frames = args.corpus * int(args.minutes[0] * 60 * FPS)
+            results.append(dict(model=name, device=args.device, corpus_videos=args.corpus,
+                                minutes_each=args.minutes[0], processes=nproc, seconds=round(seconds, 1),
+                                videos_per_hour=round(args.corpus * 3600 / seconds, 1),
+                                video_frames_per_second=round(frames / seconds, 2), machine=platform.processor()))
+            print(json.dumps(results[-1]), flush=True)
+        for minutes in [] if args.corpus else args.minutes:
+            summary, peak_rss = run_predict(tmp / f"{minutes:g}min.mp4", tmp / f"{name}.pth",
+                                            tmp / f"{name}-{minutes:g}", args.device,
+                                            ["--cpu_int8"] * args.cpu_int8)
+            results.append(dict(model=name, device=args.device, int8=args.cpu_int8,
+                                size=f"{args.width}x{args.height}", minutes=minutes,
+                                frames=summary["frames_decoded"], windows=summary["windows"],
+                                tracks=len(summary["tracks"]), seconds=summary["seconds"],
+                                video_frames_per_second=summary["video_frames_per_second"],
+                                peak_rss_mib=round(peak_rss, 1), torch_threads=torch.get_num_threads(),
+                                machine=platform.processor()))
+            print(json.dumps(results[-1]), flush=True)
+    return results
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", action="append", default=[], help="repeatable (default: s2d_tiny_patch8_112)")
+    parser.add_argument("--model", action="append", default=[],
+                        help="repeatable (default: s2d_tiny_patch8_112; with --realtime s2d_base_patch16_224)")
     parser.add_argument("--minutes", nargs="+", type=float, default=[1.0], help="video lengths")
     parser.add_argument("--width", type=int, default=320)
     parser.add_argument("--height", type=int, default=240, help="the face's path and size scale with it")
@@ -98,40 +272,15 @@ def main():
     parser.add_argument("--cpu_int8", action="store_true", help="predict.py --cpu_int8 (int8 Linear layers)")
     parser.add_argument("--corpus", type=int, default=0, help="N videos of --minutes[0] each, as one corpus")
     parser.add_argument("--nproc", nargs="+", type=int, default=[1, 2], help="process counts for --corpus")
+    parser.add_argument("--realtime", type=float, default=0,
+                        help="seconds: the real-time factor cases on a 640x360 24 fps video this long (see above)")
     parser.add_argument("--json", default=None, help="also write the results here")
     args = parser.parse_args()
-    results = []
     with tempfile.TemporaryDirectory() as tmp:
-        tmp = Path(tmp)
-        if args.corpus:
-            (tmp / "corpus").mkdir()
-            write_long_video(tmp / "corpus" / "video0.mp4", args.minutes[0], args.width, args.height)
-            for k in range(1, args.corpus):
-                os.link(tmp / "corpus" / "video0.mp4", tmp / "corpus" / f"video{k}.mp4")
-        for minutes in [] if args.corpus else args.minutes:
-            write_long_video(tmp / f"{minutes:g}min.mp4", minutes, args.width, args.height)
-        for name in args.model or ["s2d_tiny_patch8_112"]:
-            random_checkpoint(tmp / f"{name}.pth", name)
-            for nproc in args.nproc if args.corpus else []:
-                seconds = run_corpus(tmp / "corpus", tmp / f"{name}.pth", tmp / f"{name}-corpus-{nproc}", args.device,
-                                     nproc)
-                frames = args.corpus * int(args.minutes[0] * 60 * FPS)
-                results.append(dict(model=name, device=args.device, corpus_videos=args.corpus,
-                                    minutes_each=args.minutes[0], processes=nproc, seconds=round(seconds, 1),
-                                    videos_per_hour=round(args.corpus * 3600 / seconds, 1),
-                                    video_frames_per_second=round(frames / seconds, 2), machine=platform.processor()))
-                print(json.dumps(results[-1]), flush=True)
-            for minutes in [] if args.corpus else args.minutes:
-                summary, peak_rss = run_predict(tmp / f"{minutes:g}min.mp4", tmp / f"{name}.pth",
-                                                tmp / f"{name}-{minutes:g}", args.device, args.cpu_int8)
-                results.append(dict(model=name, device=args.device, int8=args.cpu_int8,
-                                    size=f"{args.width}x{args.height}", minutes=minutes,
-                                    frames=summary["frames_decoded"], windows=summary["windows"],
-                                    tracks=len(summary["tracks"]), seconds=summary["seconds"],
-                                    video_frames_per_second=summary["video_frames_per_second"],
-                                    peak_rss_mib=round(peak_rss, 1), torch_threads=torch.get_num_threads(),
-                                    machine=platform.processor()))
-                print(json.dumps(results[-1]), flush=True)
+        if args.realtime:
+            results = run_realtime(args.realtime, args.model or ["s2d_base_patch16_224"], args.device, Path(tmp))
+        else:
+            results = run_lengths_and_corpus(args, Path(tmp))
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2) + "\n")
 

@@ -95,7 +95,7 @@ class VideoModel:
 
     def __init__(self, checkpoint_path, landmark_weights, device="cpu", cpu_int8=False, trust=False, speedups=True,
                  **overrides):
-        self.path, self.device = checkpoint_path, torch.device(device)
+        self.path, self.device = str(checkpoint_path), torch.device(device)  # a str: summary.json records it
         try:
             checkpoint = read_checkpoint(checkpoint_path, trust=trust)
             self.settings = resolve_settings(checkpoint_path, checkpoint, **overrides)

@@ -43,6 +43,7 @@ from .outputs import (
     track_summaries,
     video_codec,
 )
+from .schedule import DEFAULT_DETECT_INTERVAL, DetectionSchedule, InterpolatedBoxes, with_next_times
 from .tracking import FaceTracker
 from .windows import Sample, TrackWindows, window_policy
 
@@ -74,6 +75,7 @@ class Options:
     max_gap_seconds: float = 2.0
     break_seconds: float = 0.5
     min_track_frames: int = 3
+    detect_interval: float = DEFAULT_DETECT_INTERVAL
     batch_size: int = 8
     write_video: bool = True
     features: bool = False  # also write features.npy: each window's clip feature, a row per predictions.csv row
@@ -89,6 +91,9 @@ class Options:
         if not 0 < self.iou_threshold <= 1 or self.max_gap_seconds < 0 or self.break_seconds < 0 or (
                 self.margin is not None and self.margin < 0):
             raise ValueError("iou_threshold must be in (0, 1]; max_gap_seconds, break_seconds and margin >= 0")
+        if self.detect_interval < 0 or 0 < min(self.break_seconds, self.max_gap_seconds) <= self.detect_interval:
+            raise ValueError(f"detect_interval must be >= 0 and shorter than break_seconds and max_gap_seconds (a "
+                             f"face would seem to leave between two detections), got {self.detect_interval}")
 
 
 @dataclass
@@ -261,6 +266,7 @@ class _Run:
         self.margin = crop_margin(options, analyzer.detector_name)
         self.tracker = face_tracker(options, analyzer.detector_name)
         self.reader = VideoReader(info, options.every, options.max_seconds)
+        self.schedule = DetectionSchedule(0 if analyzer.detector_name == "none" else options.detect_interval)
         self.track_windows, self.spans, self.serial_to_id = {}, {}, {}
         self.fitting_batch, self.repeating_windows = options.batch_size, 0
 
@@ -293,7 +299,8 @@ class _Run:
             video=info.path,
             container=dict(fps=info.fps, frame_count=info.frame_count, duration_s=round(info.duration, 4),
                            width=info.width, height=info.height, rotation=info.rotation, codec=info.codec),
-            frames_decoded=reader.frames_decoded, duration_s=round(duration, 4),
+            frames_decoded=reader.frames_decoded, frames_detected=self.schedule.frames_detected,
+            duration_s=round(duration, 4),
             complete=not reader.ended_early, repaired_timestamps=reader.repaired_timestamps,
             seconds=round(elapsed, 3), video_frames_per_second=round(reader.frames_decoded / max(elapsed, 1e-9), 3),
             windows=writer.rows,
@@ -325,8 +332,9 @@ class _Run:
         if options.write_video:
             self._annotated_video(labels)
         os.remove(os.path.join(out, "boxes.bin"))
-        print(f"{len(self.serial_to_id)} track(s), {writer.rows} windows; {reader.frames_decoded} frames in "
-              f"{elapsed:.1f} s ({summary['video_frames_per_second']:.1f} frames/s)", file=stream)
+        print(f"{len(self.serial_to_id)} track(s), {writer.rows} windows; {reader.frames_decoded} frames "
+              f"({self.schedule.frames_detected} detected) in {elapsed:.1f} s "
+              f"({summary['video_frames_per_second']:.1f} frames/s)", file=stream)
         return summary
 
     def _classify(self, clips):
@@ -361,14 +369,16 @@ class _Run:
         options, queue_ = self.options, []
         progress = ProgressLogger("Frames:", options.print_freq, unit="frames", stream=self.analyzer.stream)
         total = -(-self.info.frame_count // options.every) if self.info.frame_count else 0
-        for frame in progress.log_every(self._reported(self.reader, "frames", total), total):
+        interpolated = InterpolatedBoxes()
+        for frame, next_time in with_next_times(progress.log_every(self._reported(self.reader, "frames", total),
+                                                                   total)):
+            if not self.schedule.wants(frame.time, next_time, self.track_windows.values()):
+                interpolated.skip(frame)
+                continue
             faces = self.analyzer.detector(frame.image)
             observations, ended = self.tracker.update(frame.time, faces.boxes, faces.landmarks)
-            if observations:
-                records = np.zeros(len(observations), BOX_RECORD)
-                records["frame"], records["serial"] = frame.index, [o.track.serial for o in observations]
-                records["box"] = [o.box for o in observations]
-                records.tofile(boxes)
+            if records := interpolated.records(frame, observations):
+                np.array(records, BOX_RECORD).tofile(boxes)
             for observation in observations:
                 queue_ += self._observe(frame, observation)
             for track in ended:

@@ -7,6 +7,7 @@ spaced `sample_step` seconds apart, a new window every `stride` seconds.
   takes `num_frames` consecutive ones: sample_step = 1 / source_fps.
 A video of any frame rate is resampled to that grid: each sample is the crop whose time is nearest.
 """
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -126,6 +127,13 @@ class TrackWindows:
             self.samples[self.count] = (self.previous[1] if use_previous else candidate)()
             self.count += 1
         self.previous = (time, candidate)
+
+    def has_grid_time(self, start: float, end: float) -> bool:
+        """Whether a time of the current stretch's sample grid lies in [start, end)."""
+        if self.grid_start is None:
+            return False
+        first = max(math.ceil((start - self.grid_start) / self.policy.sample_step), 0)
+        return self.grid_start + first * self.policy.sample_step < end
 
     def ready(self, track_id: int) -> list[Window]:
         """The full windows that can be cut now."""
