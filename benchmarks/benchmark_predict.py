@@ -147,7 +147,7 @@ def predict_with_stage_clock(clock_path, predict_args):
         detector.__call__ = timed(clock, "detect", detector.__call__)
     pipeline.face_crop = timed(clock, "crop", pipeline.face_crop)
     pipeline.FaceTracker.update = timed(clock, "track", pipeline.FaceTracker.update)
-    pipeline.VideoModel.classify = timed(clock, "model", pipeline.VideoModel.classify)
+    pipeline.VideoModel.classify_and_embed = timed(clock, "model", pipeline.VideoModel.classify_and_embed)
     pipeline.PredictionWriter.add = timed(clock, "outputs", pipeline.PredictionWriter.add)
     for name in ("write_json_atomically", "timeline_and_labels", "plot_timeline", "annotate_video"):
         setattr(pipeline, name, timed(clock, "outputs", getattr(pipeline, name)))
