@@ -48,6 +48,7 @@ from .tracking import FaceTracker
 from .windows import Sample, TrackWindows, window_policy
 
 EXIT_BAD_ARGUMENT, EXIT_BAD_VIDEO, EXIT_BAD_CHECKPOINT, EXIT_BAD_DETECTOR, EXIT_PARTIAL = 2, 3, 4, 5, 6
+EXIT_OUT_OF_MEMORY = 7
 DETECTORS = ("mtcnn", "haar", "yunet", "none")
 OUTPUT_FILES = ("predictions.csv", "summary.json", "timeline.png", "annotated.mp4", "features.npy")
 DEFAULT_MARGIN = {"mtcnn": 0.0, "yunet": 0.0, "haar": 0.25, "none": 0.0}  # the crop around the detector's box
@@ -339,16 +340,19 @@ class _Run:
 
     def _classify(self, clips):
         """The model's probabilities and features of `clips`. When the GPU runs out of memory the batch is retried in
-        halves, down to one window (said once); the size that fits is kept for the rest of the video."""
+        halves, down to one window (said once); the size that fits is kept for the rest of the video. Out of memory
+        on one window is an AnalysisError."""
         parts, first = [], 0
         while first < len(clips):
             size = min(self.fitting_batch, len(clips) - first)
             try:
                 parts.append(self.analyzer.model.classify_and_embed(clips[first:first + size]))
                 first += size
-            except torch.OutOfMemoryError:
+            except torch.OutOfMemoryError as error:
                 if size == 1:
-                    raise
+                    raise AnalysisError(f"{self.info.path}: out of GPU memory on a single window "
+                                        f"({self.analyzer.model.device}): free the GPU for this process, or run "
+                                        "on the CPU (--device cpu)", EXIT_OUT_OF_MEMORY) from error
                 if self.fitting_batch == self.options.batch_size:
                     print(f"warning: out of GPU memory on a batch of {size} windows: retrying in smaller batches "
                           "(a smaller --batch_size avoids the retries)", file=self.analyzer.stream)
