@@ -9,7 +9,7 @@ Writes predictions.csv, summary.json, timeline.png and annotated.mp4 (and featur
 face is found; under torchrun, every process whose share is done), 1 some videos of the corpus failed (one
 process; index.csv says why), 2 bad command-line value, 3 bad video, 4 bad checkpoint or landmark weights, 5 face
 detector cannot be built, 6 the video broke off mid-stream (outputs cover the part before; summary.json says
-where), 130 interrupted by Ctrl-C or SIGTERM (nothing half-written).
+where), 7 out of GPU memory on a single window, 130 interrupted by Ctrl-C or SIGTERM (nothing half-written).
 """
 import argparse
 import signal
@@ -110,8 +110,7 @@ def options_from(args):
                    margin=args.margin, iou_threshold=args.iou_threshold, max_gap_seconds=args.max_gap_seconds,
                    break_seconds=args.break_seconds, min_track_frames=args.min_track_frames,
                    detect_interval=args.detect_interval, batch_size=args.batch_size, write_video=not args.no_video,
-                   features=args.features,
-                   print_freq=args.print_freq)
+                   features=args.features, print_freq=args.print_freq)
 
 
 def build_analyzer(args):

@@ -27,9 +27,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a file: import inference
 from benchmarks.benchmark_predict import PHOTO, textured_background, with_face  # noqa: E402
 from inference.mtcnn import MTCNNDetector  # noqa: E402
-from inference.pipeline import Options  # noqa: E402
+from inference.pipeline import Options, face_tracker  # noqa: E402
 from inference.schedule import DetectionSchedule  # noqa: E402
-from inference.tracking import FaceTracker  # noqa: E402
 
 WIDTH, HEIGHT, FPS, SCALE = 640, 360, 24, 0.4
 SPEEDS = (1, 2, 3, 4, 6, 8, 12)  # face widths per second
@@ -51,9 +50,7 @@ def detections(positions, detector):
 
 def kept(faces, times, interval):
     """Whether the face stays one track, detected on the frames the tracking rule picks."""
-    options, schedule = Options(), DetectionSchedule(interval)
-    tracker = FaceTracker(options.iou_threshold, options.max_gap_seconds, options.break_seconds,
-                          options.min_track_frames)
+    schedule, tracker = DetectionSchedule(interval), face_tracker(Options(), "mtcnn")
     serials = set()
     for k, (found, time) in enumerate(zip(faces, times)):
         if schedule.wants(time, times[k + 1] if k + 1 < len(times) else math.inf, []):
@@ -93,6 +90,7 @@ def main():
             fastest.append(f"{speeds[-1]:g}" if speeds else f"< {SPEEDS[0]:g}")
         gap = max(math.floor(interval * FPS + 1e-6), 1) / FPS
         print(f"| {interval:g} s | {gap:.3f} s | {fastest[0]} / {fastest[1]} widths per second | {0.54 / gap:.1f} |")
+
 
 if __name__ == "__main__":
     main()

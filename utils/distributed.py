@@ -7,12 +7,8 @@ import torch.distributed as dist
 
 def init_distributed_mode(args) -> None:
     """Join the torchrun (env://) process group when launched by torchrun; otherwise run as one process."""
-    if "RANK" in os.environ and "WORLD_SIZE" in os.environ:
-        args.rank, args.world_size = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
-        args.local_rank = int(os.environ.get("LOCAL_RANK", 0))
-        args.distributed = args.world_size > 1
-    else:
-        args.rank, args.world_size, args.local_rank, args.distributed = 0, 1, 0, False
+    args.rank, args.world_size, args.local_rank = torchrun_ranks()
+    args.distributed = args.world_size > 1
     if not args.distributed:
         return
     args.device = local_device(args.device, args.local_rank)
@@ -31,9 +27,10 @@ def local_device(device: str, local_rank: int) -> str:
 
 def torchrun_ranks() -> tuple[int, int, int]:
     """(rank, world size, local rank) as torchrun sets them, without joining a process group; (0, 1, 0) without
-    torchrun."""
-    return (int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1)),
-            int(os.environ.get("LOCAL_RANK", 0)))
+    torchrun (RANK and WORLD_SIZE not both set)."""
+    if "RANK" not in os.environ or "WORLD_SIZE" not in os.environ:
+        return 0, 1, 0
+    return int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"]), int(os.environ.get("LOCAL_RANK", 0))
 
 
 def is_distributed() -> bool:
