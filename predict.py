@@ -16,37 +16,14 @@ import signal
 import sys
 
 from datasets.build import ALIASES, DATASETS
-from inference import DETECTORS, AnalysisError, Analyzer, Options
+from inference import AnalysisError, Analyzer, Options
 from inference.corpus import analyze_corpus, collect_videos
+from inference.face_flags import add_face_arguments, detector_name
 from inference.pipeline import EXIT_BAD_ARGUMENT, EXIT_PARTIAL
 from utils.device import DeviceError, choose_device
 from utils.distributed import local_device, torchrun_ranks
 
 EXIT_CORPUS_FAILURES, EXIT_INTERRUPTED = 1, 130
-
-
-def add_face_arguments(parser):
-    """The face detection, tracking and cropping flags (predict.py, scripts/extract_clips.py); returns their group."""
-    d = Options()
-    g = parser.add_argument_group("faces")
-    g.add_argument("--detector", default="mtcnn", choices=[n for n in DETECTORS if n != "none"],
-                   help="mtcnn: boxes and eye landmarks, eye-level crops (default); haar: OpenCV's cascade, "
-                        "unaligned; yunet: OpenCV's YuNet with --detector_model")
-    g.add_argument("--detector_model", default="", help="YuNet ONNX file for --detector yunet")
-    g.add_argument("--no_detect", action="store_true", help="the whole frame is the face (face-cropped clips)")
-    g.add_argument("--min_face", default=40, type=int, help="smallest face side in pixels")
-    g.add_argument("--margin", default=None, type=float,
-                   help="crop = square of side (1 + 2 * margin) * longer box side around the box centre "
-                        "(default 0 for mtcnn/yunet, as the MAFW crops; 0.25 for haar)")
-    g.add_argument("--iou_threshold", default=d.iou_threshold, type=float,
-                   help="overlap with a track's predicted box that continues it")
-    g.add_argument("--max_gap_seconds", default=d.max_gap_seconds, type=float,
-                   help="a face absent this long keeps its track id when it returns where its motion leads")
-    g.add_argument("--break_seconds", default=d.break_seconds, type=float,
-                   help="no window spans an absence longer than this")
-    g.add_argument("--min_track_frames", default=d.min_track_frames, type=int,
-                   help="detections before a track counts (shorter ones are dropped as false positives)")
-    return g
 
 
 def get_args_parser():
@@ -116,7 +93,7 @@ def options_from(args):
 def build_analyzer(args):
     return Analyzer(args.checkpoint, landmark_weights=args.landmark_weights, device=args.device,
                     cpu_int8=args.cpu_int8, trust_checkpoint=args.trust_checkpoint,
-                    detector="none" if args.no_detect else args.detector, detector_model=args.detector_model,
+                    detector=detector_name(args), detector_model=args.detector_model,
                     min_face=args.min_face, model=args.model, data_set=args.data_set, num_frames=args.num_frames,
                     input_size=args.input_size, short_side_size=args.short_side_size, options=options_from(args),
                     speedups=not args.no_speedups)

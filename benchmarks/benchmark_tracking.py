@@ -26,9 +26,10 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a file: import inference
 from benchmarks.benchmark_predict import PHOTO, textured_background, with_face  # noqa: E402
+from inference import Options  # noqa: E402
 from inference.mtcnn import MTCNNDetector  # noqa: E402
-from inference.pipeline import Options, face_tracker  # noqa: E402
 from inference.schedule import DetectionSchedule  # noqa: E402
+from inference.tracking import face_tracker  # noqa: E402
 
 WIDTH, HEIGHT, FPS, SCALE = 640, 360, 24, 0.4
 SPEEDS = (1, 2, 3, 4, 6, 8, 12)  # face widths per second

@@ -25,7 +25,13 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from utils.files import write_csv_atomically, write_json_atomically
+from utils.files import (
+    changed_settings,
+    record_settings,
+    remove_staged_folders,
+    write_csv_atomically,
+    write_json_atomically,
+)
 from utils.progress import format_duration
 
 from .decode import probe_video
@@ -107,17 +113,13 @@ def _prepare(output_dir, settings, overwrite, names):
     `names` whose process died while analysing them (their markers)."""
     os.makedirs(output_dir, exist_ok=True)
     path = os.path.join(output_dir, "corpus.json")
-    if overwrite or not os.path.exists(path):
-        write_json_atomically(path, settings, sort_keys=True)  # every process writes the same
-    recorded = json.loads(Path(path).read_text())
-    if recorded != settings:
-        changed = sorted(k for k in set(recorded) | set(settings) if recorded.get(k) != settings.get(k))
+    record_settings(path, settings, overwrite)  # every process writes the same
+    if changed := changed_settings(path, settings):
         raise AnalysisError(f"{output_dir} holds a corpus analysed with other settings ({', '.join(changed)} "
                             "differ; see its corpus.json): pass --overwrite to redo it, or another --output_dir",
                             EXIT_BAD_ARGUMENT)
     for name in names:
-        for stale in Path(output_dir).glob(f".{name}.partial-*"):
-            shutil.rmtree(stale, ignore_errors=True)
+        remove_staged_folders(output_dir, name)
     return {name for name in names if os.path.exists(os.path.join(output_dir, f".running-{name}"))}
 
 

@@ -96,3 +96,4 @@ def square_crop(frame: np.ndarray, box: np.ndarray, margin: float) -> np.ndarray
     if x1 > x0 and y1 > y0:
         crop[y0 - top:y1 - top, x0 - left:x1 - left] = frame[y0:y1, x0:x1]
     return crop
+

@@ -94,14 +94,13 @@ class PredictionWriter:
 
 def track_summaries(writer, spans, class_names):
     """Per confirmed track: times, detections, windows, mean probabilities, share of windows per top class
-    and the dominant emotion. `spans`: track id -> dict(first_time, last_time, first_frame, last_frame,
-    detections)."""
+    and the dominant emotion. `spans`: track id -> inference.segment.TrackSpan."""
     summaries = []
     for track_id in sorted(spans):
         span, stats = spans[track_id], writer.tracks.get(track_id)
-        entry = dict(track=track_id, start_s=round(span["first_time"], 4), end_s=round(span["last_time"], 4),
-                     first_frame=span["first_frame"], last_frame=span["last_frame"],
-                     frames_detected=span["detections"], windows=stats["windows"] if stats else 0)
+        entry = dict(track=track_id, start_s=round(span.first_time, 4), end_s=round(span.last_time, 4),
+                     first_frame=span.first_frame, last_frame=span.last_frame,
+                     frames_detected=span.detections, windows=stats["windows"] if stats else 0)
         if stats:
             mean = stats["sum"] / stats["windows"]
             entry.update(mean_probabilities={n: round(float(p), 6) for n, p in zip(class_names, mean)},

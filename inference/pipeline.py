@@ -9,29 +9,24 @@ they come, and the annotated video is a second decoding pass, so memory does not
 The outputs are written in a staging folder beside `output_dir` and moved into it when complete; an
 error or an interrupt removes them (nothing half-written is left).
 """
-import functools
 import os
 import queue
-import shutil
 import sys
-import tempfile
 import threading
 import time
 from dataclasses import asdict, dataclass, replace
 
-import cv2
 import numpy as np
 import torch
 
 from utils.device import DeviceError, choose_device
-from utils.files import write_json_atomically
+from utils.files import staged_folder, write_json_atomically
 from utils.progress import ProgressLogger
 
-from .align import face_crop
 from .decode import VideoError, VideoReader, probe_video
-from .faces import DetectorError, HaarDetector, WholeFrame, YuNetDetector
+from .detectors import build_detector, crop_margin
+from .faces import DetectorError
 from .model import CheckpointError, VideoModel
-from .mtcnn import MTCNNDetector
 from .outputs import (
     BOX_RECORD,
     FeatureWriter,
@@ -43,15 +38,14 @@ from .outputs import (
     track_summaries,
     video_codec,
 )
-from .schedule import DEFAULT_DETECT_INTERVAL, DetectionSchedule, InterpolatedBoxes, with_next_times
-from .tracking import FaceTracker
-from .windows import Sample, TrackWindows, window_policy
+from .schedule import DEFAULT_DETECT_INTERVAL, DetectionSchedule, InterpolatedBoxes
+from .segment import SegmentFaces
+from .tracking import face_tracker
+from .windows import window_policy
 
 EXIT_BAD_ARGUMENT, EXIT_BAD_VIDEO, EXIT_BAD_CHECKPOINT, EXIT_BAD_DETECTOR, EXIT_PARTIAL = 2, 3, 4, 5, 6
 EXIT_OUT_OF_MEMORY = 7
-DETECTORS = ("mtcnn", "haar", "yunet", "none")
 OUTPUT_FILES = ("predictions.csv", "summary.json", "timeline.png", "annotated.mp4", "features.npy")
-DEFAULT_MARGIN = {"mtcnn": 0.0, "yunet": 0.0, "haar": 0.25, "none": 0.0}  # the crop around the detector's box
 
 
 class AnalysisError(Exception):
@@ -71,7 +65,7 @@ class Options:
     source_fps: float | None = None
     stride_seconds: float | None = None
     smooth: int = 1
-    margin: float | None = None  # default: DEFAULT_MARGIN of the detector
+    margin: float | None = None  # default: inference.detectors.DEFAULT_MARGIN of the detector
     iou_threshold: float = 0.3
     max_gap_seconds: float = 2.0
     break_seconds: float = 0.5
@@ -111,31 +105,6 @@ class Result:
         return os.path.join(self.output_dir, "features.npy")
 
 
-def build_detector(name, model_path="", min_face=40, device="cpu"):
-    try:
-        if name == "none":
-            return WholeFrame()
-        if name == "haar":
-            return HaarDetector(min_face)
-        if name == "yunet":
-            return YuNetDetector(model_path, min_face)
-        if name == "mtcnn":
-            return MTCNNDetector(min_face, device=device)
-    except DetectorError as error:
-        raise AnalysisError(str(error), EXIT_BAD_DETECTOR) from error
-    raise AnalysisError(f"unknown detector {name!r}; choose from {DETECTORS}", EXIT_BAD_ARGUMENT)
-
-
-def crop_margin(options, detector_name):
-    return options.margin if options.margin is not None else DEFAULT_MARGIN[detector_name]
-
-
-def face_tracker(options, detector_name):
-    """The tracker of `options`; without detection (the whole frame) a track needs no confirmation."""
-    return FaceTracker(options.iou_threshold, options.max_gap_seconds, options.break_seconds,
-                       1 if detector_name == "none" else options.min_track_frames)
-
-
 class Analyzer:
     """A model and a face detector, loaded once, to analyse any number of videos."""
 
@@ -159,7 +128,12 @@ class Analyzer:
         except CheckpointError as error:
             raise AnalysisError(str(error), EXIT_BAD_CHECKPOINT) from error
         self.detector_name, self.landmark_weights, self.cpu_int8 = detector, landmark_weights, cpu_int8
-        self.detector = build_detector(detector, detector_model, min_face, device)
+        try:
+            self.detector = build_detector(detector, detector_model, min_face, device)
+        except DetectorError as error:
+            raise AnalysisError(str(error), EXIT_BAD_DETECTOR) from error
+        except ValueError as error:
+            raise AnalysisError(str(error), EXIT_BAD_ARGUMENT) from error
         self._stream = stream  # progress and messages; None: sys.stderr at the time of writing
 
     @property
@@ -189,41 +163,14 @@ class Analyzer:
         except VideoError as error:
             raise AnalysisError(str(error), EXIT_BAD_VIDEO) from error
         output_dir = os.path.abspath(output_dir)
-        os.makedirs(os.path.dirname(output_dir), exist_ok=True)
-        staging = tempfile.mkdtemp(prefix=f".{os.path.basename(output_dir)}.partial-", dir=os.path.dirname(output_dir))
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(staging, 0o777 & ~umask)  # mkdtemp's folder is private; the outputs get the usual permissions
-        try:
-            summary = _Run(self, options, policy, info, staging, progress).run()
-            _commit(staging, output_dir)
-        except BaseException:
-            shutil.rmtree(staging, ignore_errors=True)
-            raise
+        with staged_folder(output_dir, OUTPUT_FILES) as staging:
+            summary = _VideoAnalysis(self, options, policy, info, staging, progress).run()
         return Result(output_dir, summary)
 
 
-def analyze_video(video, checkpoint, output_dir, **settings) -> Result:
-    """One video: `settings` are Analyzer arguments and Options fields."""
-    fields = set(Options.__dataclass_fields__)
-    options = Options(**{k: v for k, v in settings.items() if k in fields})
-    analyzer = Analyzer(checkpoint, options=options, **{k: v for k, v in settings.items() if k not in fields})
-    return analyzer.analyze(video, output_dir)
-
-
-def _commit(staging, output_dir):
-    """Move the finished outputs into place: the whole folder at once when it is new, else file by file (an
-    output of an earlier run that this one did not write, e.g. annotated.mp4 after --no_video, is removed)."""
-    try:
-        os.rename(staging, output_dir)
-    except OSError:
-        written = os.listdir(staging)
-        for name in set(OUTPUT_FILES) - set(written):
-            if os.path.exists(os.path.join(output_dir, name)):
-                os.remove(os.path.join(output_dir, name))
-        for name in written:
-            os.replace(os.path.join(staging, name), os.path.join(output_dir, name))
-        os.rmdir(staging)
+def analyze_video(video, checkpoint, output_dir, options=None, **analyzer_settings) -> Result:
+    """One video: `options` an Options, `analyzer_settings` the other Analyzer arguments."""
+    return Analyzer(checkpoint, options=options, **analyzer_settings).analyze(video, output_dir)
 
 
 _DONE = object()
@@ -257,18 +204,19 @@ def _prefetch(iterable, depth, stop):
     worker.join()
 
 
-class _Run:
+class _VideoAnalysis:
     """One video's analysis (the state of the frame loop and of the outputs)."""
 
     def __init__(self, analyzer, options, policy, info, staging, progress):
         self.analyzer, self.options, self.policy, self.info, self.staging = analyzer, options, policy, info, staging
         self.progress = progress
         self.settings, self.class_names = analyzer.model.settings, analyzer.model.class_names
-        self.margin = crop_margin(options, analyzer.detector_name)
+        self.margin = crop_margin(options.margin, analyzer.detector_name)
         self.tracker = face_tracker(options, analyzer.detector_name)
         self.reader = VideoReader(info, options.every, options.max_seconds)
         self.schedule = DetectionSchedule(0 if analyzer.detector_name == "none" else options.detect_interval)
-        self.track_windows, self.spans, self.serial_to_id = {}, {}, {}
+        self.faces = SegmentFaces(self._frames(), analyzer.detector, self.tracker, policy,
+                                  self.settings.short_side_size, self.margin, self.schedule)
         self.fitting_batch, self.repeating_windows = options.batch_size, 0
 
     def run(self):
@@ -305,7 +253,8 @@ class _Run:
             complete=not reader.ended_early, repaired_timestamps=reader.repaired_timestamps,
             seconds=round(elapsed, 3), video_frames_per_second=round(reader.frames_decoded / max(elapsed, 1e-9), 3),
             windows=writer.rows,
-            tracks=track_summaries(writer, {i: self.spans[s] for s, i in self.serial_to_id.items()}, self.class_names),
+            tracks=track_summaries(writer, {i: self.faces.spans[s] for s, i in self.faces.serial_to_id.items()},
+                                   self.class_names),
             dropped_short_tracks=self.tracker.num_dropped, class_names=self.class_names,
             model=dict(checkpoint=self.analyzer.model.path, **vars(self.settings)),
             window_policy=dict(asdict(self.policy), span_seconds=self.policy.span),
@@ -322,7 +271,7 @@ class _Run:
         if reader.ended_early:
             summary["warning"] = (f"the video stopped decoding at {duration:.2f} s (frame {reader.frames_decoded}), "
                                   f"{reader.ended_early}: truncated or damaged; results cover the part before")
-        elif not self.serial_to_id:
+        elif not self.faces.serial_to_id:
             summary["warning"] = f"no face found in {info.path}"
         if "warning" in summary:
             print(f"warning: {summary['warning']}", file=stream)
@@ -333,7 +282,7 @@ class _Run:
         if options.write_video:
             self._annotated_video(labels)
         os.remove(os.path.join(out, "boxes.bin"))
-        print(f"{len(self.serial_to_id)} track(s), {writer.rows} windows; {reader.frames_decoded} frames "
+        print(f"{len(self.faces.serial_to_id)} track(s), {writer.rows} windows; {reader.frames_decoded} frames "
               f"({self.schedule.frames_detected} detected) in {elapsed:.1f} s "
               f"({summary['video_frames_per_second']:.1f} frames/s)", file=stream)
         return summary
@@ -368,32 +317,28 @@ class _Run:
                 f"frames analysed{every} (about {analysed:.1f} per second), so neighbouring samples take the same "
                 "frame: the model sees fewer distinct frames than its training clips had")
 
+    def _frames(self):
+        """The decoded frames, with progress."""
+        progress = ProgressLogger("Frames:", self.options.print_freq, unit="frames", stream=self.analyzer.stream)
+        total = -(-self.info.frame_count // self.options.every) if self.info.frame_count else 0
+        yield from progress.log_every(self._reported(self.reader, "frames", total), total)
+
     def _window_batches(self, boxes):
         """Decode, detect, track and cut windows; yield lists of `batch_size` confirmed windows."""
-        options, queue_ = self.options, []
-        progress = ProgressLogger("Frames:", options.print_freq, unit="frames", stream=self.analyzer.stream)
-        total = -(-self.info.frame_count // options.every) if self.info.frame_count else 0
+        batch_size, queue_ = self.options.batch_size, []
         interpolated = InterpolatedBoxes()
-        for frame, next_time in with_next_times(progress.log_every(self._reported(self.reader, "frames", total),
-                                                                   total)):
-            if not self.schedule.wants(frame.time, next_time, self.track_windows.values()):
-                interpolated.skip(frame)
+        for step in self.faces:
+            if step.frame is not None and step.observations is None:
+                interpolated.skip(step.frame)
                 continue
-            faces = self.analyzer.detector(frame.image)
-            observations, ended = self.tracker.update(frame.time, faces.boxes, faces.landmarks)
-            if records := interpolated.records(frame, observations):
+            if step.frame is not None and (records := interpolated.records(step.frame, step.observations)):
                 np.array(records, BOX_RECORD).tofile(boxes)
-            for observation in observations:
-                queue_ += self._observe(frame, observation)
-            for track in ended:
-                queue_ += self._end(track)
-            while len(queue_) >= options.batch_size:
-                yield queue_[:options.batch_size]
-                del queue_[:options.batch_size]
-        for track in self.tracker.finish():
-            queue_ += self._end(track)
-        for first in range(0, len(queue_), options.batch_size):
-            yield queue_[first:first + options.batch_size]
+            queue_ += step.windows
+            while len(queue_) >= batch_size:
+                yield queue_[:batch_size]
+                del queue_[:batch_size]
+        for first in range(0, len(queue_), batch_size):
+            yield queue_[first:first + batch_size]
 
     def _reported(self, frames, phase, total):
         """`frames`, calling the progress callback after each."""
@@ -401,28 +346,6 @@ class _Run:
             yield frame
             if self.progress is not None:
                 self.progress(phase, done, total)
-
-    def _observe(self, frame, observation):
-        track = observation.track
-        windows = self.track_windows.setdefault(track.serial, TrackWindows(self.policy))
-        cut = windows.close(track.track_id) if observation.resumed else []
-        size = self.settings.short_side_size
-
-        @functools.cache
-        def sample():
-            crop = face_crop(frame.image, observation.box, observation.landmarks, size, self.margin)[0]
-            return Sample(frame.time, frame.index, observation.box, cv2.cvtColor(crop, cv2.COLOR_BGR2RGB))
-
-        windows.offer(frame.time, sample)
-        span = self.spans.setdefault(track.serial, dict(first_time=frame.time, first_frame=frame.index, detections=0))
-        span.update(last_time=frame.time, last_frame=frame.index, detections=span["detections"] + 1)
-        if track.track_id is not None:
-            self.serial_to_id[track.serial] = track.track_id
-            cut += windows.ready(track.track_id)
-        return cut
-
-    def _end(self, track):
-        return self.track_windows.pop(track.serial).close(track.track_id)
 
     def _annotated_video(self, labels):
         info = self.info
@@ -432,5 +355,5 @@ class _Run:
         total = self.reader.frames_decoded
         annotate_video(os.path.join(self.staging, "annotated.mp4"),
                        progress.log_every(self._reported(frames, "annotated video", total), total),
-                       read_box_records(os.path.join(self.staging, "boxes.bin")), self.serial_to_id, labels,
+                       read_box_records(os.path.join(self.staging, "boxes.bin")), self.faces.serial_to_id, labels,
                        self.class_names, (info.width, info.height), self.options.every, info.fps or None)

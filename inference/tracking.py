@@ -121,3 +121,10 @@ class FaceTracker:
         self.active.remove(track)
         if track.track_id is None:
             self.num_dropped += 1
+
+
+def face_tracker(options, detector_name):
+    """The tracker of `options` (inference.Options' tracking fields); without detection (the whole frame) a
+    track needs no confirmation."""
+    return FaceTracker(options.iou_threshold, options.max_gap_seconds, options.break_seconds,
+                       1 if detector_name == "none" else options.min_track_frames)

@@ -14,9 +14,9 @@ import torch
 import predict
 from datasets.classes import DFEW_CLASSES, FERV39K_CLASSES, MAFW_CLASSES
 from datasets.transforms import ClipEvalTransform
-from inference import analyze_video, pipeline
+from inference import Options, analyze_video
 from inference.align import face_crop
-from inference.faces import Faces
+from inference.faces import Faces, WholeFrame
 from inference.outputs import FeatureWriter
 from models import build_landmark, build_model, load_checkpoint
 from models.mobilefacenet import MobileFaceNet
@@ -41,7 +41,8 @@ def video(tmp_path_factory):
 
 def test_a_row_is_the_model_feature_of_its_window_recomputed_directly(video, checkpoint, tmp_path):
     result = analyze_video(str(video), str(checkpoint), str(tmp_path / "out"), landmark_weights="random",
-                           device="cpu", detector="none", source_fps=FPS, write_video=False, features=True)
+                           device="cpu", detector="none",
+                           options=Options(source_fps=FPS, write_video=False, features=True))
     features, rows = np.load(result.features_npy), rows_of(tmp_path / "out")
     assert features.dtype == np.float32 and features.shape == (len(rows), 192) and len(rows) == 5
     capture = cv2.VideoCapture(str(video))
@@ -65,7 +66,7 @@ def test_a_row_is_the_model_feature_of_its_window_recomputed_directly(video, che
 def test_rows_follow_predictions_order_across_tracks_and_smoothing(video, checkpoint, tmp_path, monkeypatch):
     """Two faces (the frame's halves) and --smooth 3, which emits a track's rows late: each row's feature is still
     its own window's, whose head gives that window's unsmoothed probabilities."""
-    monkeypatch.setattr(pipeline.WholeFrame, "__call__",
+    monkeypatch.setattr(WholeFrame, "__call__",
                         lambda self, frame: Faces.without_landmarks([[0, 0, 32, 64], [32, 0, 32, 64]]))
     flags = ["--video", str(video), "--checkpoint", str(checkpoint), "--landmark_weights", "random", "--device",
              "cpu", "--no_detect", "--source_fps", str(FPS), "--no_video", "--features"]

@@ -18,7 +18,7 @@ import predict
 from datasets.description import describe_args
 from datasets.frames import load_frames
 from datasets.video_dataset import VideoClsDataset
-from inference import Analyzer, Options
+from inference import Analyzer, Options, extraction
 from inference.model import VideoModel
 from inference.windows import window_policy
 from scripts import extract_clips
@@ -172,15 +172,15 @@ def test_report_splits_and_resume(mixed, tmp_path, capsys):
 
 
 def test_shares_of_two_processes_split_the_videos(mixed, monkeypatch):
-    clips = extract_clips.read_labels(str(mixed / "labels.csv"), str(mixed), "person")
+    clips = extraction.read_labels(str(mixed / "labels.csv"), str(mixed), "person")
     by_video = {}
     for clip in clips:
         by_video.setdefault(clip.video, []).append(clip)
     parts = []
     for rank in (0, 1):
-        monkeypatch.setattr(extract_clips, "get_rank", lambda rank=rank: rank)
-        monkeypatch.setattr(extract_clips, "get_world_size", lambda: 2)
-        parts.append(extract_clips.my_share(by_video))
+        monkeypatch.setattr(extraction, "get_rank", lambda rank=rank: rank)
+        monkeypatch.setattr(extraction, "get_world_size", lambda: 2)
+        parts.append(extraction.my_share(by_video))
     assert parts[0] and parts[1] and not set(parts[0]) & set(parts[1])
     assert sorted(parts[0] + parts[1]) == sorted(by_video)
     assert str(mixed / "missing.mp4") in parts[0]  # a missing file: rank 0 reports it

@@ -18,7 +18,7 @@ import torch
 
 import predict
 from datasets.classes import DFEW_CLASSES, MAFW_CLASSES
-from inference import AnalysisError, analyze_video
+from inference import AnalysisError, Options, analyze_video
 from inference.faces import HaarDetector
 from inference.model import VideoModel
 from scripts.make_synthetic_video import write_video
@@ -334,7 +334,8 @@ def test_checkpoint_without_args_takes_frames_from_its_temporal_embedding(face_v
 
 def test_python_api(face_video, checkpoint, tmp_path):
     result = analyze_video(str(face_video), str(checkpoint), str(tmp_path / "api"), landmark_weights="random",
-                           device="cpu", detector="haar", max_seconds=2.0, write_video=False, window_seconds=0.6)
+                           device="cpu", detector="haar",
+                           options=Options(max_seconds=2.0, write_video=False, window_seconds=0.6))
     assert result.summary["tracks"][0]["track"] == 1
     assert os.path.isfile(result.predictions_csv) and result.output_dir == str(tmp_path / "api")
     with pytest.raises(AnalysisError) as error:
@@ -425,7 +426,7 @@ def test_zero_frame_rate_header_and_4k_frames(checkpoint, tmp_path):
 
 
 def test_interrupted_run_leaves_nothing(face_video, checkpoint, tmp_path, monkeypatch):
-    from inference import pipeline
+    from inference import faces
 
     calls = []
 
@@ -433,9 +434,9 @@ def test_interrupted_run_leaves_nothing(face_video, checkpoint, tmp_path, monkey
         calls.append(frame)
         if len(calls) == 5:
             raise KeyboardInterrupt
-        return pipeline.WholeFrame()(frame)
+        return faces.WholeFrame()(frame)
 
-    monkeypatch.setattr(pipeline.WholeFrame, "__call__", interrupt)
+    monkeypatch.setattr(faces.WholeFrame, "__call__", interrupt)
     code, summary = run_predict(face_video, checkpoint, tmp_path / "out", "--no_detect")
     assert code == 130 and summary is None and os.listdir(tmp_path) == []
 
