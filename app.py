@@ -18,6 +18,8 @@ import tempfile
 
 from datasets.build import ALIASES, DATASETS
 from inference import AnalysisError
+from models import DEFAULT_LANDMARK_WEIGHTS
+from predict import EXIT_CODES
 from webapp.analysis import VideoAnalyses, find_models
 
 DEMO_CHECKPOINT = "output/demo/checkpoint.pth"
@@ -33,11 +35,12 @@ def get_args_parser():
     p.add_argument("--checkpoint", default=None,
                    help=f"fine-tuned checkpoint to run by default (default: the demo's, {DEMO_CHECKPOINT}); the "
                         "page also offers the demo's and every *.pth under ckpts/")
-    p.add_argument("--landmark_weights", default="ckpts/mobilefacenet_model_best.pth.tar",
+    p.add_argument("--landmark_weights", default=DEFAULT_LANDMARK_WEIGHTS,
                    help="MobileFaceNet weights for the fine-tuned checkpoints, or 'random' (the demo model "
                         "always runs with the random network it was trained with)")
     p.add_argument("--data_set", default=None, choices=sorted(DATASETS) + sorted(ALIASES),
-                   help="the class names for checkpoints that store none (the authors' files)")
+                   help="the class names and window policy for checkpoints that store no data set name (the "
+                        "authors' files store theirs)")
     p.add_argument("--device", default=None, help="cuda or cpu (default: cuda when available)")
     p.add_argument("--max_upload_mb", default=200, type=int, help="largest upload, in megabytes")
     p.add_argument("--max_video_seconds", default=600, type=float, help="longest video analysed")
@@ -70,7 +73,7 @@ def main(argv=None):
         analyses.analyzer(models[0].label)  # a checkpoint that cannot be loaded stops the app here
     except AnalysisError as error:
         print(f"error: {error}", file=sys.stderr)
-        return error.exit_code
+        return EXIT_CODES[type(error)]
     # read when gradio is imported: uploads go to the work folder, whose analyses gradio then serves without
     # copying them, and nothing is reported to gradio's servers
     os.environ["GRADIO_TEMP_DIR"] = workdir

@@ -75,7 +75,9 @@ def _landmark_weights():
     """This clone's ckpts/mobilefacenet_model_best.pth.tar, else the original repository's, downloaded once."""
     import torch
 
-    local = os.path.join(os.path.dirname(os.path.abspath(__file__)), "ckpts", "mobilefacenet_model_best.pth.tar")
+    from models import DEFAULT_LANDMARK_WEIGHTS
+
+    local = os.path.join(os.path.dirname(os.path.abspath(__file__)), DEFAULT_LANDMARK_WEIGHTS)
     if os.path.isfile(local):
         return local
     cached = os.path.join(torch.hub.get_dir(), "checkpoints", os.path.basename(LANDMARK_URL))

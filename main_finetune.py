@@ -22,7 +22,7 @@ from torch.utils.data import DataLoader, DistributedSampler
 
 from datasets import BadClipError, ClassBalancedSampler, VideoMixup, build_dataset, multiple_samples_collate
 from datasets.bad_clips import TooManyBadClipsError
-from datasets.build import ALIASES, DATASETS, dataset_spec, is_image_dataset
+from datasets.build import ALIASES, DATASETS, dataset_spec, has_fixed_class_names, is_image_dataset
 from datasets.check import check_data_of_args
 from datasets.description import describe_args
 from datasets.mixup import MIXUP_MODES
@@ -48,15 +48,16 @@ from engine.bad_clips import (
 )
 from engine.metrics import format_confusion_matrix, plot_confusion_matrix
 from models import (
+    DEFAULT_LANDMARK_WEIGHTS,
     MODEL_CONFIGS,
-    build_landmark,
-    build_model,
+    build_model_and_landmark,
     freeze_for_finetuning,
     is_image_model,
     load_checkpoint,
     save_checkpoint,
 )
 from models.fast_paths import EQUAL_SPEEDUPS, prepare_for_speed
+from models.freezing import describe_parameters, parameter_counts
 from models.quantize import quantize_int8
 from models.tma import TEMPORAL_ATTENTION_HEADS
 from utils.device import DeviceError, choose_device, training_autocast_dtype
@@ -84,7 +85,7 @@ def get_args_parser():
     g.add_argument("--fix_lgp", action="store_true", help="also freeze the landmark-guided prompt generators")
     g.add_argument("--model_ema", action="store_true")
     g.add_argument("--model_ema_decay", default=0.9999, type=float)
-    g.add_argument("--landmark_weights", default="ckpts/mobilefacenet_model_best.pth.tar",
+    g.add_argument("--landmark_weights", default=DEFAULT_LANDMARK_WEIGHTS,
                    help="MobileFaceNet weights, or 'random' (demo and tests only)")
 
     g = p.add_argument_group("optimisation")
@@ -198,7 +199,7 @@ POSITIVE = "a positive integer"
 PROBABILITY = "a number in [0, 1]"
 
 
-def _shown(flag: str, value) -> str:
+def as_typed(flag: str, value) -> str:
     """`--flag value` as typed (a switch alone, an empty or spaced string quoted)."""
     if isinstance(value, bool):
         return f"--{flag}"
@@ -227,12 +228,16 @@ def _adapter_fits(config, ratio) -> bool:
     return hidden > 0 and hidden % TEMPORAL_ATTENTION_HEADS == 0
 
 
+def mixup_on(args) -> bool:
+    """Whether training mixes clips (mixup or cutmix)."""
+    return not args.ban_mixup and (args.mixup > 0 or args.cutmix > 0 or args.cutmix_minmax is not None)
+
+
 def invalid_flags(args) -> list[str]:
     """One line per invalid flag value: the flag, its value and what is expected (docs/TRAINING.md, "Flags checked
     at start-up"). Looks only at the arguments and at whether the named files and folders exist."""
     config = MODEL_CONFIGS.get(args.model)
     video = config is not None and not is_image_model(args.model)
-    mixing = not args.ban_mixup and (args.mixup > 0 or args.cutmix > 0 or args.cutmix_minmax is not None)
     minmax, betas = args.cutmix_minmax, args.opt_betas
     label_files = ("train_label_path", "val_label_path", "test_label_path")
     required = () if args.check_data else ("test_label_path",) if args.eval else ("train_label_path",
@@ -279,7 +284,7 @@ def invalid_flags(args) -> list[str]:
         ("mixup_prob", 0 <= args.mixup_prob <= 1, PROBABILITY),
         ("mixup_switch_prob", 0 <= args.mixup_switch_prob <= 1, PROBABILITY),
         ("mixup_mode", args.mixup_mode in MIXUP_MODES, f"one of {', '.join(MIXUP_MODES)}"),
-        ("batch_size", not mixing or args.batch_size * args.num_sample % 2 == 0,
+        ("batch_size", not mixup_on(args) or args.batch_size * args.num_sample % 2 == 0,
          "an even number of clips per step (--batch_size x --num_sample) for mixup/cutmix, or --ban_mixup"),
         ("max_bad_fraction", 0 <= args.max_bad_fraction <= 1, PROBABILITY),
         ("num_workers", args.num_workers >= 0, "a non-negative integer"),
@@ -299,7 +304,8 @@ def invalid_flags(args) -> list[str]:
         *((flag, not getattr(args, flag) or not os.path.isfile(getattr(args, flag)), "a folder, not a file")
           for flag in ("output_dir", "log_dir")),
     ]
-    problems = [f"{_shown(flag, getattr(args, flag))}: expected {expected}" for flag, ok, expected in checks if not ok]
+    problems = [f"{as_typed(flag, getattr(args, flag))}: expected {expected}"
+                for flag, ok, expected in checks if not ok]
     if config is not None and (args.nb_classes is None or args.nb_classes >= 1):
         try:
             dataset_spec(args)
@@ -308,20 +314,45 @@ def invalid_flags(args) -> list[str]:
     return problems
 
 
-def check_args(args) -> None:
-    """Exit with one line per invalid flag before anything is built or read."""
+def start_up(args):
+    """The flag layer's last step, before anything is built: the data's class names (--class_names, or
+    DATA_PATH/classes.txt) and clip sampling (DATA_PATH/dataset.json), stored in args and so in the checkpoints
+    (datasets/description.py); every flag checked (one line per invalid value, then exit); --nb_classes. After
+    this, `args` is not changed but by the original's in-place --lr scaling (build_training)."""
+    try:
+        describe_args(args, names_fixed=has_fixed_class_names(args.data_set))
+    except (OSError, ValueError) as error:
+        sys.exit(f"error: {error}")
     problems = invalid_flags(args)
     if problems:
         sys.exit("\n".join(f"error: {problem}" for problem in problems))
+    args.nb_classes = dataset_spec(args)[2]
 
 
-def describe_data(args) -> None:
-    """The class names (--class_names, or DATA_PATH/classes.txt) and clip sampling (DATA_PATH/dataset.json) of the
-    data, stored in args and so in the checkpoints (datasets/description.py)."""
+def start_run(args):
+    """Processes, device, precision and seeds: (device, autocast dtype or None); the flags that depend on the
+    device are checked here."""
     try:
-        describe_args(args, names_fixed=DATASETS[ALIASES.get(args.data_set, args.data_set)][0] is not None)
-    except (OSError, ValueError) as error:
+        args.device = choose_device(args.device)
+    except DeviceError as error:
         sys.exit(f"error: {error}")
+    init_distributed_mode(args)
+    device = torch.device(args.device)
+    try:
+        amp_dtype = training_autocast_dtype(device, args.amp_dtype)
+    except DeviceError as error:
+        sys.exit(f"error: {error}")
+    if args.cpu_int8 and device.type != "cpu":
+        sys.exit("error: --cpu_int8 is for --eval on the CPU (pass --eval --device cpu)")
+    set_seed(args.seed + get_rank())
+    if args.output_dir:
+        os.makedirs(args.output_dir, exist_ok=True)
+    if not args.val_label_path and not args.eval:
+        args.val_label_path = args.test_label_path
+        print("note: validating on the TEST split (as the original code does), so 'best' epoch numbers are "
+              "selected on test data; pass --val_label_path for a separate validation split")
+    print("arguments: " + json.dumps(vars(args), sort_keys=True))
+    return device, amp_dtype
 
 
 def set_seed(seed: int) -> None:
@@ -340,7 +371,7 @@ def _eval_loader(dataset, sampler, batch_size, args, collate_fn=None):
 def build_test_loader(args, num_tasks, rank):
     """Multi-view test loader (distinct views only unless --no_dedup_views), always sharded over processes
     (views gathered before merging)."""
-    dataset, args.nb_classes = build_dataset(is_train=False, test_mode=True, args=args)
+    dataset, _ = build_dataset(is_train=False, test_mode=True, args=args)
     views, collate_fn = dataset, None
     if args.dedup_views:
         views, collate_fn = UniqueTestViews(dataset), collate_views
@@ -368,18 +399,18 @@ def build_train_val_loaders(args, num_tasks, rank):
     return watch_bad_clips(loader_train, drop_replaced=False), watch_bad_clips(loader_val, drop_replaced=True)
 
 
-def create_model(args):
-    """The --model for the data set: a video model (S2D) or a static-stage image model (S2DImage)."""
+def model_arguments(args) -> dict:
+    """models.build_model's arguments of the --model: a video model (S2D) or a static-stage image model
+    (S2DImage)."""
     if is_image_model(args.model):
-        return build_model(args.model, num_classes=args.nb_classes, drop_path_rate=args.drop_path)
-    return build_model(args.model, num_classes=args.nb_classes, num_frames=args.num_frames,
-                       head_dropout=args.dropout_ratio, adapter_ratio=args.scale_factor,
-                       drop_path_rate=args.drop_path)
+        return dict(num_classes=args.nb_classes, drop_path_rate=args.drop_path)
+    return dict(num_classes=args.nb_classes, num_frames=args.num_frames, head_dropout=args.dropout_ratio,
+                adapter_ratio=args.scale_factor, drop_path_rate=args.drop_path)
 
 
 def build_criterion(args):
     """(loss, video mixup or None): soft-target CE with mixup, else label smoothing, else plain CE."""
-    if not args.ban_mixup and (args.mixup > 0 or args.cutmix > 0 or args.cutmix_minmax is not None):
+    if mixup_on(args):
         mixup_fn = VideoMixup(mixup_alpha=args.mixup, cutmix_alpha=args.cutmix, cutmix_minmax=args.cutmix_minmax,
                               prob=args.mixup_prob, switch_prob=args.mixup_switch_prob, mode=args.mixup_mode,
                               label_smoothing=args.smoothing, num_classes=args.nb_classes)
@@ -409,8 +440,9 @@ def report_test(args, tag, metrics, predictions, names, features=None, records=N
                           os.path.join(args.output_dir, f"confusion_matrix_{tag}.png"),
                           f"{args.data_set} {tag}: UAR {metrics['uar']:.2f}%  WAR {metrics['war']:.2f}%")
     if features is not None:
-        save_checkpoint({"views": [r[:3] for r in records], "logits": torch.tensor(np.stack([r[3] for r in records])),
-                         "labels": torch.tensor([r[4] for r in records]), "features": torch.stack(features)},
+        save_checkpoint({"views": [(r.clip_id, r.segment, r.crop) for r in records],
+                         "logits": torch.tensor(np.stack([r.logits for r in records])),
+                         "labels": torch.tensor([r.label for r in records]), "features": torch.stack(features)},
                         os.path.join(args.output_dir, f"features_{tag}.pt"))
 
 
@@ -430,31 +462,6 @@ def append_log(args, entry):
             f.write(json.dumps(entry) + "\n")
 
 
-def start_run(args):
-    """Processes, device, precision and seeds: (device, autocast dtype or None)."""
-    try:
-        args.device = choose_device(args.device)
-    except DeviceError as error:
-        sys.exit(f"error: {error}")
-    init_distributed_mode(args)
-    device = torch.device(args.device)
-    try:
-        amp_dtype = training_autocast_dtype(device, args.amp_dtype)
-    except DeviceError as error:
-        sys.exit(f"error: {error}")
-    if args.cpu_int8 and device.type != "cpu":
-        sys.exit("error: --cpu_int8 is for --eval on the CPU (pass --eval --device cpu)")
-    set_seed(args.seed + get_rank())
-    if args.output_dir:
-        os.makedirs(args.output_dir, exist_ok=True)
-    if not args.val_label_path and not args.eval:
-        args.val_label_path = args.test_label_path
-        print("note: validating on the TEST split (as the original code does), so 'best' epoch numbers are "
-              "selected on test data; pass --val_label_path for a separate validation split")
-    print("arguments: " + json.dumps(vars(args), sort_keys=True))
-    return device, amp_dtype
-
-
 @dataclass
 class Models:
     """The model (DDP-wrapped under torchrun), the model itself, the frozen landmark network, SDL and EMA."""
@@ -468,21 +475,17 @@ class Models:
 def build_models(args, device):
     """The --model with its starting weights (--finetune or, for --eval, the checkpoint), the fine-tuning
     freezing, the landmark network, SDL and EMA, int8, the speed-ups and DDP."""
-    model = create_model(args)
-    if args.eval:
-        load_checkpoint(model, args.resume or args.finetune, "finetuned", trust=args.trust_checkpoint)
-    elif args.finetune:
-        load_checkpoint(model, args.finetune, "pretrained", trust=args.trust_checkpoint)
+    model, landmark = build_model_and_landmark(
+        args.model, args.landmark_weights, (args.resume or args.finetune) if args.eval else args.finetune or None,
+        "finetuned" if args.eval else "pretrained", args.trust_checkpoint, **model_arguments(args))
     if args.finetune and not args.eval and not is_image_model(args.model):
         freeze_for_finetuning(model, fix_lgp=args.fix_lgp)
     elif not args.eval:
-        n_total = sum(p.numel() for p in model.parameters()) / 1e6
-        n_trainable = sum(p.numel() for p in model.parameters() if p.requires_grad) / 1e6
         start = f"from {args.finetune}" if args.finetune else "from scratch"
         print(f"training {args.model} {start}, every parameter but the fixed pos_embed "
-              f"(Number of total parameters: {n_total:.2f} M, trainable parameters: {n_trainable:.2f} M)")
+              f"({describe_parameters(model)})")
     model.to(device)
-    landmark = build_landmark(args.landmark_weights, trust=args.trust_checkpoint, grid_size=model.grid_size).to(device)
+    landmark.to(device)
     sdl = SDL(args.nb_classes, model.embed_dim, k=args.K, queue_size=args.qs).to(device) if args.sdl else None
     model_ema = ModelEmaV3(model, decay=args.model_ema_decay) if args.model_ema and not args.eval else None
     if args.cpu_int8:
@@ -517,7 +520,7 @@ def build_training(args, models, loader_train, loader_val, amp_dtype):
     steps_per_epoch = len(loader_train.dataset) // total_batch
     if steps_per_epoch == 0:
         sys.exit(f"error: {len(loader_train.dataset)} training clips are fewer than one total batch of {total_batch}")
-    args.lr = args.lr * total_batch / 8
+    args.lr = args.lr * total_batch / 8  # in place, as the original: its checkpoints store the scaled values
     args.min_lr = args.min_lr * total_batch / 256
     print(f"total batch {total_batch}, {steps_per_epoch} steps per epoch, lr {args.lr:.3g}, min lr {args.min_lr:.3g}")
     opt_kwargs = {"eps": args.opt_eps, **({"betas": tuple(args.opt_betas)} if args.opt_betas else {})}
@@ -600,8 +603,7 @@ def train_epochs(args, models, training, loader_train, loader_val, device, amp_d
                           **({"train_replaced_samples": loader_train.replaced,
                               "train_skipped_clips": sorted(bad_clip_state(loader_train)["train"])}
                              if args.skip_bad_clips else {}),
-                          "n_trainable_parameters": sum(p.numel() for p in models.model.parameters()
-                                                        if p.requires_grad)})
+                          "n_trainable_parameters": parameter_counts(models.model)[1]})
         elapsed = time.time() - start_time
         remaining = elapsed / (epoch - start_epoch + 1) * (args.epochs - epoch - 1)
         print(f"elapsed {format_duration(elapsed)}, remaining about {format_duration(remaining)}")
@@ -639,8 +641,7 @@ def evaluate_checkpoint(args, models, loader_test, device, amp_dtype, names):
 
 
 def main(args):
-    describe_data(args)  # may give --nb_classes (DATA_PATH/classes.txt), which check_args needs
-    check_args(args)
+    start_up(args)
     if args.check_data:
         sys.exit(1 if check_data_of_args(args) else 0)
     device, amp_dtype = start_run(args)

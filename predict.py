@@ -15,15 +15,18 @@ import argparse
 import signal
 import sys
 
+import inference
 from datasets.build import ALIASES, DATASETS
 from inference import AnalysisError, Analyzer, Options
 from inference.corpus import analyze_corpus, collect_videos
 from inference.face_flags import add_face_arguments, detector_name
-from inference.pipeline import EXIT_BAD_ARGUMENT, EXIT_PARTIAL
+from models import DEFAULT_LANDMARK_WEIGHTS
 from utils.device import DeviceError, choose_device
 from utils.distributed import local_device, torchrun_ranks
 
-EXIT_CORPUS_FAILURES, EXIT_INTERRUPTED = 1, 130
+EXIT_CORPUS_FAILURES, EXIT_PARTIAL, EXIT_INTERRUPTED = 1, 6, 130
+EXIT_CODES = {inference.InvalidSettings: 2, inference.UnreadableVideo: 3, inference.UnusableCheckpoint: 4,
+              inference.DetectorUnavailable: 5, inference.OutOfGPUMemory: 7}  # of each error (the docstring above)
 
 
 def get_args_parser():
@@ -45,29 +48,31 @@ def get_args_parser():
     g.add_argument("--num_frames", default=None, type=int, help="frames per window (default: the checkpoint's)")
     g.add_argument("--input_size", default=None, type=int, help="default: the model's image size")
     g.add_argument("--short_side_size", default=None, type=int, help="default: input_size")
-    g.add_argument("--landmark_weights", default="ckpts/mobilefacenet_model_best.pth.tar",
+    g.add_argument("--landmark_weights", default=DEFAULT_LANDMARK_WEIGHTS,
                    help="MobileFaceNet weights, or 'random' (demo and tests only)")
     g.add_argument("--trust_checkpoint", action="store_true",
                    help="allow arbitrary pickled objects in checkpoints (only for files you trust)")
 
-    d = Options()
+    defaults = Options()
     faces = add_face_arguments(p)
-    faces.add_argument("--detect_interval", default=d.detect_interval, type=float,
+    faces.add_argument("--detect_interval", default=defaults.detect_interval, type=float,
                        help="seconds: the longest time between two face detections (frames that windows sample are "
                             "always detected, the others only as often as the tracker needs); 0: detect every frame")
 
-    g = p.add_argument_group("windows (default: the policy of the checkpoint's training data, see README)")
+    g = p.add_argument_group("windows (default: the policy of the checkpoint's training data, see docs/PREDICT.md)")
     g.add_argument("--window_seconds", default=None, type=float,
                    help="num_frames samples spread uniformly over this many seconds (DFEW-style)")
     g.add_argument("--source_fps", default=None, type=float,
                    help="num_frames consecutive samples at this rate (FERV39K/MAFW-style)")
     g.add_argument("--stride_seconds", default=None, type=float, help="between window starts (default: half a window)")
-    g.add_argument("--smooth", default=d.smooth, type=int, help="centred moving average over K windows of a track")
+    g.add_argument("--smooth", default=defaults.smooth, type=int,
+                   help="centred moving average over K windows of a track")
 
     g = p.add_argument_group("run")
-    g.add_argument("--every", default=d.every, type=int, help="process every Nth decoded frame")
+    g.add_argument("--frame_stride", "--every", default=defaults.frame_stride, type=int,
+                   help="process every Nth decoded frame (--every: its former name)")
     g.add_argument("--max_seconds", default=None, type=float, help="only the first seconds of the video")
-    g.add_argument("--batch_size", default=d.batch_size, type=int, help="windows per forward pass")
+    g.add_argument("--batch_size", default=defaults.batch_size, type=int, help="windows per forward pass")
     g.add_argument("--device", default=None, help="cuda or cpu (default: cuda when available); bf16 on cuda")
     g.add_argument("--cpu_int8", action="store_true",
                    help="CPU only: run the Linear layers in int8 (faster, small differences; see docs/BENCHMARKS.md)")
@@ -77,12 +82,12 @@ def get_args_parser():
     g.add_argument("--features", action="store_true",
                    help="also write features.npy: float32, one row per row of predictions.csv, each the clip feature "
                         "the model's head classifies (docs/PREDICT.md)")
-    g.add_argument("--print_freq", default=d.print_freq, type=int, help="progress line every N processed frames")
+    g.add_argument("--print_freq", default=defaults.print_freq, type=int, help="progress line every N processed frames")
     return p
 
 
 def options_from(args):
-    return Options(every=args.every, max_seconds=args.max_seconds, window_seconds=args.window_seconds,
+    return Options(frame_stride=args.frame_stride, max_seconds=args.max_seconds, window_seconds=args.window_seconds,
                    source_fps=args.source_fps, stride_seconds=args.stride_seconds, smooth=args.smooth,
                    margin=args.margin, iou_threshold=args.iou_threshold, max_gap_seconds=args.max_gap_seconds,
                    break_seconds=args.break_seconds, min_track_frames=args.min_track_frames,
@@ -105,7 +110,7 @@ def analyze_one(args):
     print(f"outputs in {result.output_dir}: predictions.csv, summary.json, timeline.png"
           + ("" if args.no_video else ", annotated.mp4") + (", features.npy" if args.features else ""),
           file=sys.stderr)
-    return 0 if result.summary["complete"] else EXIT_PARTIAL
+    return 0 if result.summary.complete else EXIT_PARTIAL
 
 
 def analyze_many(args):
@@ -114,7 +119,7 @@ def analyze_many(args):
     try:
         args.device = choose_device(args.device, cpu_only=args.cpu_int8)
     except DeviceError as error:
-        raise AnalysisError(str(error), EXIT_BAD_ARGUMENT) from error
+        raise inference.InvalidSettings(str(error)) from error
     rank, world_size, local_rank = torchrun_ranks()  # one process per GPU, without a process group
     args.device = local_device(args.device, local_rank) if world_size > 1 else args.device
     result = analyze_corpus(build_analyzer(args), videos, args.output_dir, args.overwrite, rank=rank,
@@ -144,7 +149,7 @@ def run(argv=None):
         return analyze_one(args) if args.video else analyze_many(args)
     except AnalysisError as error:
         print(f"error: {error}", file=sys.stderr)
-        return error.exit_code
+        return EXIT_CODES[type(error)]
     except KeyboardInterrupt:
         print("interrupted: nothing half-written is left", file=sys.stderr)
         return EXIT_INTERRUPTED

@@ -30,7 +30,7 @@ from timm.optim import create_optimizer_v2  # noqa: E402
 
 import engine  # noqa: E402
 import main_finetune  # noqa: E402
-from models import build_landmark, freeze_for_finetuning  # noqa: E402
+from models import build_landmark, build_model, freeze_for_finetuning  # noqa: E402
 from models.fast_paths import prepare_for_speed  # noqa: E402
 from utils.progress import ProgressLogger  # noqa: E402
 
@@ -94,7 +94,7 @@ def run(args):
         loader, _ = main_finetune.build_train_val_loaders(recipe, 1, 0)
         criterion, mixup_fn = main_finetune.build_criterion(recipe)
         device = torch.device(args.device)
-        model = main_finetune.create_model(recipe)
+        model = build_model(recipe.model, **main_finetune.model_arguments(recipe))
         freeze_for_finetuning(model)
         model.to(device)
         landmark = build_landmark("random", grid_size=model.grid_size).to(device)

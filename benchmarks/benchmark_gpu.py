@@ -41,7 +41,7 @@ VARIANTS = {  # name -> (S2D or the plain ViT, speed-ups, inference from CUDA gr
     "ViT compile_layers": ("vit", ("compile_layers",), False),
 }
 FLOOR = "ViT eager"
-TARGETS = {"inference": 1.3, "train": 1.0}  # S2D / plain ViT time, the aims
+TARGETS = {"inference": 1.3, "train": 1.0}  # S2D / plain ViT time: the aims of docs/BENCHMARKS.md
 
 
 def empty_caches():

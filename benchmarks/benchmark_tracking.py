@@ -1,5 +1,5 @@
 """How fast a face may move and keep its track, for each longest time between two detections (`predict.py
---detect_interval`): the measurement behind inference.schedule.DEFAULT_DETECT_INTERVAL.
+--detect_interval`): the measurement behind inference.detection_schedule.DEFAULT_DETECT_INTERVAL.
 
     python benchmarks/benchmark_tracking.py
 
@@ -11,7 +11,7 @@ background at 24 fps, at a range of speeds in face widths per second, in two way
 - steadily across the frame from its first frame (a new track has no velocity yet: only its last box can
   overlap until the second detection).
 MTCNN runs once on every frame; each interval then replays the detections that the schedule's tracking rule
-makes (inference.schedule.DetectionSchedule without windows: the fewest detections, since the frames that
+makes (inference.detection_schedule.DetectionSchedule without windows: the fewest detections, since the frames that
 windows sample only add some) through FaceTracker with predict.py's defaults. A speed is kept when the face
 is one confirmed track from its first detection to its last, and the last speed kept is printed per interval,
 next to what the IoU threshold allows in theory (a box shifted sideways by s of its width overlaps the box
@@ -27,8 +27,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a file: import inference
 from benchmarks.benchmark_predict import PHOTO, textured_background, with_face  # noqa: E402
 from inference import Options  # noqa: E402
+from inference.detection_schedule import DetectionSchedule  # noqa: E402
 from inference.mtcnn import MTCNNDetector  # noqa: E402
-from inference.schedule import DetectionSchedule  # noqa: E402
 from inference.tracking import face_tracker  # noqa: E402
 
 WIDTH, HEIGHT, FPS, SCALE = 640, 360, 24, 0.4

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The prepared GPU check of the issue "GPU efficiency: S2D within reach of the plain ViT-B/16", one run of at most
+# The prepared GPU check (docs/BENCHMARKS.md, "GPU efficiency: S2D vs plain ViT-B/16"), one run of at most
 # about 8 minutes on an H100: profile of S2D base (inference and training step, per module group), the opt-in
 # speed-ups side by side with eager S2D and a plain ViT-B/16 (batch 8 and 32, eager and compiled, CUDA graphs,
 # peak memory, largest training batch), a DFEW-shaped epoch taken apart (1,000 clips), the test pass with and

@@ -16,8 +16,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a file: import main_finetune
 import engine  # noqa: E402
-from main_finetune import build_test_loader, create_model, get_args_parser  # noqa: E402
-from models import build_landmark, load_checkpoint  # noqa: E402
+from main_finetune import build_test_loader, get_args_parser, model_arguments, start_up  # noqa: E402
+from models import build_model_and_landmark  # noqa: E402
 from models.quantize import quantize_int8  # noqa: E402
 from utils.progress import ProgressLogger  # noqa: E402
 
@@ -27,9 +27,8 @@ def compare(args):
     checkpoint = args.resume or args.finetune
     args.device, args.distributed = "cpu", False
     _, loader = build_test_loader(args, 1, 0)
-    model = create_model(args)
-    load_checkpoint(model, checkpoint, "finetuned", trust=args.trust_checkpoint)
-    landmark = build_landmark(args.landmark_weights, trust=args.trust_checkpoint, grid_size=model.grid_size)
+    model, landmark = build_model_and_landmark(args.model, args.landmark_weights, checkpoint, "finetuned",
+                                               args.trust_checkpoint, **model_arguments(args))
     results, scores = {}, {}
     for name, candidate in (("fp32", model), ("int8", quantize_int8(model))):
         start = time.perf_counter()
@@ -51,6 +50,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
     if not (args.resume or args.finetune):
         parser.error("pass the fine-tuned checkpoint with --finetune or --resume")
+    start_up(args)
     print(json.dumps(compare(args), indent=2))
 
 

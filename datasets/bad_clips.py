@@ -29,14 +29,18 @@ class SkipBadClips(Dataset):
     the index of the requested clip, which was replaced by the clip in the item, and the clips
     found bad while doing so: {"clip": i, "found": [[index, reason], ...]}.
 
-    Other attributes are those of `dataset`. `bad` (clip index -> reason) is what this process
-    skips; `reported` what the main process collected from the items' reports.
+    `clips`, `labels`, `clip_ids`, `class_names`, `mode` and `test_view` are those of `dataset`. `bad` (clip
+    index -> reason) is what this process skips; `reported` what the main process collected from the items'
+    reports.
     """
 
     def __init__(self, dataset, split: str, max_bad_fraction: float):
         if not 0 <= max_bad_fraction <= 1:
             raise ValueError(f"--max_bad_fraction must be in [0, 1], got {max_bad_fraction}")
         self.dataset, self.split, self.max_bad_fraction = dataset, split, max_bad_fraction
+        # what the training script and UniqueTestViews read of the wrapped dataset
+        self.clips, self.labels, self.clip_ids = dataset.clips, dataset.labels, dataset.clip_ids
+        self.mode, self.class_names, self.test_view = dataset.mode, dataset.class_names, dataset.test_view
         self.bad: dict[int, str] = {}
         self.reported: dict[int, str] = {}
         by_label = defaultdict(list)
@@ -45,10 +49,6 @@ class SkipBadClips(Dataset):
         self.by_label = dict(by_label)
         self.check_fraction()
 
-    def __getattr__(self, name):
-        if name == "dataset":  # not set yet (unpickling)
-            raise AttributeError(name)
-        return getattr(self.dataset, name)
 
     def __len__(self) -> int:
         return len(self.dataset)

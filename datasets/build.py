@@ -29,6 +29,16 @@ def is_image_dataset(name: str) -> bool:
     return ALIASES.get(name, name) in IMAGE_DATASETS
 
 
+def default_class_names(name: str, num_classes: int) -> list[str]:
+    """The class names of the data set `name`; "0".."K-1" for those that name none (FRAMES, IMAGES)."""
+    return list(DATASETS[ALIASES.get(name, name)][0] or [str(k) for k in range(num_classes)])
+
+
+def has_fixed_class_names(name: str) -> bool:
+    """Whether the data set `name` names its classes (FRAMES and IMAGES do not: --class_names, classes.txt)."""
+    return DATASETS[ALIASES.get(name, name)][0] is not None
+
+
 def dataset_spec(args: Namespace) -> tuple[list[str] | None, tuple[str, ...], int]:
     """(class names or None, accepted frame extensions, class count) of --data_set / --nb_classes."""
     name = ALIASES.get(args.data_set, args.data_set)
@@ -66,7 +76,7 @@ def build_dataset(is_train: bool, test_mode: bool, args: Namespace) -> tuple[Vid
         test_num_crop=1 if images else args.test_num_crop, num_sample=args.num_sample, aa=args.aa,
         train_interpolation=args.train_interpolation, reprob=args.reprob, remode=args.remode,
         recount=args.recount, skip_bad_clips=args.skip_bad_clips, images=images)
-    dataset.class_names = list(class_names) if class_names else [str(i) for i in range(nb_classes)]
+    dataset.class_names = list(class_names) if class_names else default_class_names(args.data_set, nb_classes)
     if args.skip_bad_clips:
         dataset = SkipBadClips(dataset, split, args.max_bad_fraction)
     return dataset, nb_classes

@@ -23,12 +23,9 @@ class BadClipWatcher:
 
     def __init__(self, loader, drop_replaced: bool):
         self.loader, self.dataset, self.drop_replaced = loader, _bad_clip_dataset(loader.dataset), drop_replaced
+        self.sampler, self.batch_size = loader.sampler, loader.batch_size  # what the training loop reads
         self.replaced = 0  # items replaced in the current or last pass
 
-    def __getattr__(self, name):
-        if name == "loader":
-            raise AttributeError(name)
-        return getattr(self.loader, name)
 
     def __len__(self) -> int:
         return len(self.loader)
@@ -91,7 +88,7 @@ def without_skipped_clips(result, loader, num_classes):
     metrics, predictions, records, features = result
     skipped = set(loader.dataset.state_dict())
     if skipped:
-        keep = [i for i, record in enumerate(records) if record[0] not in skipped]
+        keep = [i for i, record in enumerate(records) if record.clip_id not in skipped]
         records = [records[i] for i in keep]
         features = [features[i] for i in keep] if features else features
         predictions = merge_views(records)

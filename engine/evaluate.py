@@ -3,7 +3,7 @@ import torch
 
 from utils.distributed import all_gather_objects
 
-from .metrics import classification_metrics, mean_view_loss, merge_views
+from .metrics import ViewRecord, classification_metrics, mean_view_loss, merge_views
 
 
 def views_of_items(batch):
@@ -21,7 +21,7 @@ def views_of_items(batch):
 def predict_views(model, landmark, loader, device, amp_dtype=None, keep_features=False, progress=None):
     """Run the model over a validation or test loader.
 
-    Returns this process's view records (clip_id, segment, crop, logits, label), one per test view
+    Returns this process's ViewRecords, one per test view
     (a distinct view computed once is recorded for every view it stands for), and with keep_features
     the feature of each record.
     """
@@ -36,7 +36,8 @@ def predict_views(model, landmark, loader, device, amp_dtype=None, keep_features
         logits = logits.float().cpu()
         feats = feats.float().cpu() if keep_features else None
         for item, views in enumerate(views_of_items(batch)):
-            records += [(clip_ids[item], segment, crop, logits[item].numpy(), labels[item]) for segment, crop in views]
+            records += [ViewRecord(clip_ids[item], segment, crop, logits[item].numpy(), labels[item])
+                        for segment, crop in views]
             if keep_features:
                 features += [feats[item]] * len(views)
     return records, features

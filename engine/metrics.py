@@ -1,10 +1,21 @@
 """Clip-level metrics (UAR, WAR, F1, per-class accuracy, confusion matrix) and multi-view merging."""
+from typing import NamedTuple
+
 import numpy as np
 import torch
 import torch.nn.functional as F
 from sklearn.metrics import confusion_matrix, f1_score, recall_score
 
 from utils.files import atomic_output
+
+
+class ViewRecord(NamedTuple):
+    """The model's logits on one test view (temporal segment, spatial crop) of a clip, and the clip's label."""
+    clip_id: str
+    segment: int
+    crop: int
+    logits: np.ndarray
+    label: int
 
 
 def distinct_views(records):

@@ -3,6 +3,13 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+SDL_START_EPOCH = 21  # the original's `epoch > 20`: the SDL term and its queue refreshes from this epoch on
+
+
+def sdl_active(epoch: int) -> bool:
+    """Whether the SDL term is added (and its queues refreshed, every --sdl_update_freq epochs) at `epoch`."""
+    return epoch >= SDL_START_EPOCH
+
 
 def sdl_weight(epoch: int) -> float:
     """Weight of the SDL term at an epoch (0 until epoch 30, then 0.01, 0.1, 0.5, 1.0)."""

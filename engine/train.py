@@ -4,6 +4,8 @@ import math
 
 import torch
 
+from .sdl import sdl_active
+
 
 class NonFiniteLossError(RuntimeError):
     """Raised when the training loss becomes NaN or infinite."""
@@ -25,14 +27,14 @@ def train_one_epoch(model, landmark, criterion, loader, optimizer, device, epoch
 
     `progress` is a ProgressLogger (its meters collect the statistics); `steps_after` is the number of
     loader steps left in the run after this epoch (for the run's ETA). The SDL term is added from
-    epoch 21 on; in epochs divisible by `sdl_update_freq` (after 20) the SDL queues are refreshed
+    engine.sdl.SDL_START_EPOCH on; in those epochs divisible by `sdl_update_freq` the SDL queues are refreshed
     after every step from a gradient-free pass of the (still train-mode) model on the un-mixed batch.
     """
     model.train()
     optimizer.zero_grad()
     autocast = torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None)
-    use_sdl_loss = sdl is not None and epoch > 20
-    refresh_sdl = sdl is not None and epoch > 20 and epoch % sdl_update_freq == 0
+    use_sdl_loss = sdl is not None and sdl_active(epoch)
+    refresh_sdl = use_sdl_loss and epoch % sdl_update_freq == 0
     params = [p for p in model.parameters() if p.requires_grad]
     total_steps = steps_per_epoch * update_freq
     batches = progress.log_every(loader, total_steps, samples_per_step=loader.batch_size, steps_after=steps_after)

@@ -1,5 +1,18 @@
 """The video pipeline: time-stamped frames -> faces -> tracks -> windows -> model -> outputs."""
 from .detectors import DETECTORS
-from .pipeline import AnalysisError, Analyzer, Options, Result, analyze_video
+from .pipeline import (
+    AnalysisError,
+    Analyzer,
+    DetectorUnavailable,
+    InvalidSettings,
+    Options,
+    OutOfGPUMemory,
+    Result,
+    UnreadableVideo,
+    UnusableCheckpoint,
+    analyze_video,
+)
+from .summary import AnalysisSummary
 
-__all__ = ["Analyzer", "AnalysisError", "Options", "Result", "analyze_video", "DETECTORS"]
+__all__ = ["Analyzer", "AnalysisError", "AnalysisSummary", "DetectorUnavailable", "InvalidSettings", "Options",
+           "OutOfGPUMemory", "Result", "UnreadableVideo", "UnusableCheckpoint", "analyze_video", "DETECTORS"]

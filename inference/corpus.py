@@ -35,7 +35,8 @@ from utils.files import (
 from utils.progress import format_duration
 
 from .decode import probe_video
-from .pipeline import EXIT_BAD_ARGUMENT, AnalysisError
+from .pipeline import AnalysisError, InvalidSettings
+from .summary import AnalysisSummary
 
 VIDEO_EXTENSIONS = (".mp4", ".mov", ".m4v", ".avi", ".mkv", ".webm", ".mpg", ".mpeg", ".wmv", ".flv", ".ts",
                     ".mts", ".3gp")
@@ -57,16 +58,16 @@ def collect_videos(paths) -> list[str]:
                 if line and not line.startswith("#"):
                     listed = path.parent / line
                     if not listed.is_file():
-                        raise AnalysisError(f"{path}:{number}: no such video file: {line}", EXIT_BAD_ARGUMENT)
+                        raise InvalidSettings(f"{path}:{number}: no such video file: {line}")
                     videos.append(str(listed))
         elif path.is_file():
             videos.append(str(path))
         else:
-            raise AnalysisError(f"--videos: no such file or folder: {path}", EXIT_BAD_ARGUMENT)
+            raise InvalidSettings(f"--videos: no such file or folder: {path}")
     unique = list(dict.fromkeys(os.path.abspath(v) for v in videos))
     if not unique:
-        raise AnalysisError(f"--videos {' '.join(map(str, paths))}: no video found (extensions: "
-                            f"{' '.join(VIDEO_EXTENSIONS)})", EXIT_BAD_ARGUMENT)
+        raise InvalidSettings(f"--videos {' '.join(map(str, paths))}: no video found (extensions: "
+                              f"{' '.join(VIDEO_EXTENSIONS)})")
     return unique
 
 
@@ -102,9 +103,9 @@ def _row(video, name, summary=None, seconds=None, error=""):
     if summary is None:
         return dict(video=video, output=name, status="failed", frames="", duration_s="", tracks="",
                     seconds=f"{seconds:.3f}", error=error)
-    return dict(video=video, output=name, status="ok" if summary["complete"] else "partial",
-                frames=summary["frames_decoded"], duration_s=summary["duration_s"], tracks=len(summary["tracks"]),
-                seconds=summary["seconds"], error=summary.get("warning", "") if not summary["complete"] else "")
+    return dict(video=video, output=name, status="ok" if summary.complete else "partial",
+                frames=summary.frames_decoded, duration_s=summary.duration_s, tracks=len(summary.tracks),
+                seconds=summary.seconds, error=summary.warning or "" if not summary.complete else "")
 
 
 def _prepare(output_dir, settings, overwrite, names):
@@ -115,9 +116,8 @@ def _prepare(output_dir, settings, overwrite, names):
     path = os.path.join(output_dir, "corpus.json")
     record_settings(path, settings, overwrite)  # every process writes the same
     if changed := changed_settings(path, settings):
-        raise AnalysisError(f"{output_dir} holds a corpus analysed with other settings ({', '.join(changed)} "
-                            "differ; see its corpus.json): pass --overwrite to redo it, or another --output_dir",
-                            EXIT_BAD_ARGUMENT)
+        raise InvalidSettings(f"{output_dir} holds a corpus analysed with other settings ({', '.join(changed)} "
+                              "differ; see its corpus.json): pass --overwrite to redo it, or another --output_dir")
     for name in names:
         remove_staged_folders(output_dir, name)
     return {name for name in names if os.path.exists(os.path.join(output_dir, f".running-{name}"))}
@@ -180,7 +180,7 @@ def analyze_corpus(analyzer, videos, output_dir, overwrite=False, stream=None, r
         folder = os.path.join(output_dir, name)
         summary_path = os.path.join(folder, "summary.json")
         if os.path.exists(summary_path) and not overwrite:
-            summary = json.loads(Path(summary_path).read_text())
+            summary = AnalysisSummary.read(summary_path)
             rows[index], note = (time.time(), _row(video, name, summary)), "done before, skipped"
         else:
             began = time.time()
@@ -233,8 +233,8 @@ def _running(output_dir, name):
 
 
 def _note(summary):
-    return ("ok" if summary["complete"] else "partial: " + summary["warning"]) + \
-        f", {len(summary['tracks'])} track(s), {summary['seconds']:.1f} s"
+    return ("ok" if summary.complete else "partial: " + summary.warning) + \
+        f", {len(summary.tracks)} track(s), {summary.seconds:.1f} s"
 
 
 def _frame_count(video):

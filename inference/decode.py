@@ -15,7 +15,11 @@ import numpy as np
 
 
 class VideoError(ValueError):
-    """The file cannot be analysed as a video; the message names the file and says why."""
+    """The file `path` cannot be analysed as a video, for `reason`; the message names the file and says why."""
+
+    def __init__(self, path, reason):
+        super().__init__(f"{path}: {reason}")
+        self.path, self.reason = path, reason
 
 
 @dataclass(frozen=True)
@@ -39,16 +43,16 @@ class Frame:
 
 def _open(path: str) -> cv2.VideoCapture:
     if not os.path.isfile(path):
-        raise VideoError(f"video file not found: {path}")
+        raise VideoError(path, "video file not found")
     if os.path.getsize(path) == 0:
-        raise VideoError(f"{path}: the file is empty (0 bytes)")
+        raise VideoError(path, "the file is empty (0 bytes)")
     if cv2.haveImageReader(path):
-        raise VideoError(f"{path}: this is a still image, not a video")
+        raise VideoError(path, "this is a still image, not a video")
     capture = cv2.VideoCapture(path, cv2.CAP_FFMPEG)
     if not capture.isOpened():
         capture.release()
-        raise VideoError(f"{path}: cannot be opened as a video (not a video file, an unknown format, "
-                         "no video stream, or a damaged container)")
+        raise VideoError(path, "cannot be opened as a video (not a video file, an unknown format, no video "
+                               "stream, or a damaged container)")
     return capture
 
 
@@ -97,7 +101,7 @@ def probe_video(path: str) -> VideoInfo:
     try:
         ok, frame = capture.read()
         if not ok or frame is None:
-            raise VideoError(f"{path}: no decodable video frame (audio only, or a damaged video stream)")
+            raise VideoError(path, "no decodable video frame (audio only, or a damaged video stream)")
         fps = capture.get(cv2.CAP_PROP_FPS)
         count = capture.get(cv2.CAP_PROP_FRAME_COUNT)
         return VideoInfo(path, frame.shape[1], frame.shape[0],

@@ -28,7 +28,7 @@ import numpy as np
 from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
 
 from datasets.annotations import csv_rows
-from datasets.description import CLASSES_FILE, DESCRIPTION_FILE
+from datasets.description import CLASSES_FILE, DESCRIPTION_FILE, parse_class_names
 from utils.device import DeviceError, choose_device
 from utils.distributed import barrier, get_rank, get_world_size, init_distributed_mode
 from utils.files import (
@@ -154,12 +154,13 @@ def class_names(path, clips, given):
     if given is None:
         labels = {clip.label for clip in clips}
         return sorted(labels, key=lambda name: (0, int(name), "") if name.isdigit() else (1, 0, name))
-    names = [name.strip() for name in given.split(",")]
-    if not all(names) or len(set(names)) != len(names):
-        raise ExtractionError(f"--classes {given!r}: expected distinct non-empty names separated by commas")
+    try:
+        names = parse_class_names(given)
+    except (OSError, ValueError) as error:
+        raise ExtractionError(str(error)) from None
     for clip in clips:
         if clip.label not in names:
-            raise ExtractionError(f"{path}:{clip.line}: label {clip.label!r} is not one of --classes {given}")
+            raise ExtractionError(f"{path}:{clip.line}: label {clip.label!r} is not one of --class_names {given}")
     return names
 
 
@@ -453,7 +454,7 @@ def extract_data_set(args):
     videos. Returns 0; ExtractionError or inference.AnalysisError (the face detector) on bad input."""
     clips = read_labels(args.labels, args.video_root or os.path.dirname(os.path.abspath(args.labels)),
                         args.group_column)
-    names = class_names(args.labels, clips, args.classes)
+    names = class_names(args.labels, clips, args.class_names)
     check_groups({c.group for c in clips}, args.folds, args.test_groups, "labelled")
     try:
         args.device = choose_device(args.device)

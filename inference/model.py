@@ -6,9 +6,9 @@ from argparse import Namespace
 import numpy as np
 import torch
 
-from datasets.build import ALIASES, DATASETS
+from datasets.build import ALIASES, DATASETS, default_class_names
 from datasets.transforms import ClipEvalTransform
-from models import MODEL_CONFIGS, apply_checkpoint, build_landmark, build_model, is_image_model, read_checkpoint
+from models import MODEL_CONFIGS, build_model_and_landmark, is_image_model, read_checkpoint
 from models.fast_paths import EQUAL_SPEEDUPS, prepare_for_speed
 from models.quantize import quantize_int8
 from utils.device import inference_autocast_dtype
@@ -82,7 +82,7 @@ def class_names_for(path, data_set, num_classes, stored_names=None):
     name = ALIASES.get(data_set, data_set)
     if name not in DATASETS:
         raise CheckpointError(f"unknown data set {data_set!r}; known: {sorted(DATASETS)}")
-    names = list(DATASETS[name][0] or [str(k) for k in range(num_classes)])
+    names = default_class_names(name, num_classes)
     if len(names) != num_classes:
         raise CheckpointError(f"{path} has a {num_classes}-class head, but {data_set} has {len(names)} classes "
                               f"({', '.join(names)}); pass the --data_set it was trained on")
@@ -101,11 +101,10 @@ class VideoModel:
             self.settings = resolve_settings(checkpoint_path, checkpoint, **overrides)
             s = self.settings
             self.class_names = s.class_names
-            model = build_model(s.model, num_classes=s.num_classes, num_frames=s.num_frames,
-                                adapter_ratio=s.adapter_ratio)
-            apply_checkpoint(model, checkpoint, "finetuned", checkpoint_path)
+            model, landmark = build_model_and_landmark(
+                s.model, landmark_weights, (checkpoint_path, checkpoint), "finetuned", trust,
+                num_classes=s.num_classes, num_frames=s.num_frames, adapter_ratio=s.adapter_ratio)
             del checkpoint
-            landmark = build_landmark(landmark_weights, trust=trust, grid_size=model.grid_size)
         except (OSError, ValueError, pickle.UnpicklingError) as error:
             raise CheckpointError(str(error)) from error
         model, landmark = model.eval().to(self.device), landmark.to(self.device)

@@ -19,11 +19,13 @@ from dataclasses import asdict, dataclass, replace
 import numpy as np
 import torch
 
+from models import DEFAULT_LANDMARK_WEIGHTS
 from utils.device import DeviceError, choose_device
 from utils.files import staged_folder, write_json_atomically
 from utils.progress import ProgressLogger
 
 from .decode import VideoError, VideoReader, probe_video
+from .detection_schedule import DEFAULT_DETECT_INTERVAL, DetectionSchedule, InterpolatedBoxes
 from .detectors import build_detector, crop_margin
 from .faces import DetectorError
 from .model import CheckpointError, VideoModel
@@ -38,28 +40,47 @@ from .outputs import (
     track_summaries,
     video_codec,
 )
-from .schedule import DEFAULT_DETECT_INTERVAL, DetectionSchedule, InterpolatedBoxes
 from .segment import SegmentFaces
+from .summary import AnalysisSummary
 from .tracking import face_tracker
 from .windows import window_policy
 
-EXIT_BAD_ARGUMENT, EXIT_BAD_VIDEO, EXIT_BAD_CHECKPOINT, EXIT_BAD_DETECTOR, EXIT_PARTIAL = 2, 3, 4, 5, 6
-EXIT_OUT_OF_MEMORY = 7
 OUTPUT_FILES = ("predictions.csv", "summary.json", "timeline.png", "annotated.mp4", "features.npy")
 
 
 class AnalysisError(Exception):
-    """A video, checkpoint or detector that cannot be used; `exit_code` is the documented one."""
+    """What stops an analysis, `reason`, and the `video` it concerns if any; the subclasses say what (predict.py
+    maps each to its exit code)."""
 
-    def __init__(self, message, exit_code):
-        super().__init__(message)
-        self.exit_code = exit_code
+    def __init__(self, reason, video=None):
+        super().__init__(f"{video}: {reason}" if video else reason)
+        self.reason, self.video = reason, video
+
+
+class InvalidSettings(AnalysisError):
+    """A setting out of range, or settings that contradict each other."""
+
+
+class UnreadableVideo(AnalysisError):
+    """A video that cannot be opened or decoded."""
+
+
+class UnusableCheckpoint(AnalysisError):
+    """A checkpoint or landmark weights that cannot be loaded, or that do not fit the settings."""
+
+
+class DetectorUnavailable(AnalysisError):
+    """The face detector cannot be built."""
+
+
+class OutOfGPUMemory(AnalysisError):
+    """Out of GPU memory on a single window."""
 
 
 @dataclass
 class Options:
     """Per-video settings (see predict.py --help for each)."""
-    every: int = 1
+    frame_stride: int = 1  # analyse every Nth decoded frame (--frame_stride, --every)
     max_seconds: float | None = None
     window_seconds: float | None = None
     source_fps: float | None = None
@@ -77,7 +98,7 @@ class Options:
     print_freq: int = 100
 
     def check(self):
-        for name in ("every", "smooth", "batch_size", "print_freq", "min_track_frames"):
+        for name in ("frame_stride", "smooth", "batch_size", "print_freq", "min_track_frames"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be a positive integer, got {getattr(self, name)}")
         for name in ("max_seconds", "window_seconds", "source_fps", "stride_seconds"):
@@ -94,7 +115,7 @@ class Options:
 @dataclass
 class Result:
     output_dir: str
-    summary: dict
+    summary: AnalysisSummary
 
     @property
     def predictions_csv(self):
@@ -108,32 +129,32 @@ class Result:
 class Analyzer:
     """A model and a face detector, loaded once, to analyse any number of videos."""
 
-    def __init__(self, checkpoint, landmark_weights="ckpts/mobilefacenet_model_best.pth.tar", device=None,
+    def __init__(self, checkpoint, landmark_weights=DEFAULT_LANDMARK_WEIGHTS, device=None,
                  cpu_int8=False, trust_checkpoint=False, detector="mtcnn", detector_model="", min_face=40,
                  model=None, data_set=None, num_frames=None, input_size=None, short_side_size=None,
                  options=None, stream=None, speedups=True):
         try:
             device = choose_device(device, cpu_only=cpu_int8)
         except DeviceError as error:
-            raise AnalysisError(str(error), EXIT_BAD_ARGUMENT) from error
+            raise InvalidSettings(str(error)) from error
         self.options = options or Options()
         try:
             self.options.check()
         except ValueError as error:
-            raise AnalysisError(str(error), EXIT_BAD_ARGUMENT) from error
+            raise InvalidSettings(str(error)) from error
         try:
             self.model = VideoModel(checkpoint, landmark_weights, device, cpu_int8, trust_checkpoint, speedups,
                                     model=model, data_set=data_set, num_frames=num_frames, input_size=input_size,
                                     short_side_size=short_side_size)
         except CheckpointError as error:
-            raise AnalysisError(str(error), EXIT_BAD_CHECKPOINT) from error
+            raise UnusableCheckpoint(str(error)) from error
         self.detector_name, self.landmark_weights, self.cpu_int8 = detector, landmark_weights, cpu_int8
         try:
             self.detector = build_detector(detector, detector_model, min_face, device)
         except DetectorError as error:
-            raise AnalysisError(str(error), EXIT_BAD_DETECTOR) from error
+            raise DetectorUnavailable(str(error)) from error
         except ValueError as error:
-            raise AnalysisError(str(error), EXIT_BAD_ARGUMENT) from error
+            raise InvalidSettings(str(error)) from error
         self._stream = stream  # progress and messages; None: sys.stderr at the time of writing
 
     @property
@@ -146,10 +167,11 @@ class Analyzer:
                     cpu_int8=self.cpu_int8, model=vars(self.model.settings), detector=self.detector_name,
                     options=asdict(self.options))
 
-    def analyze(self, video, output_dir, progress=None, **overrides) -> Result:
+    def analyze(self, video, output_dir, progress=None, info=None, **overrides) -> Result:
         """Analyse one video into `output_dir` (`overrides`: Options fields for this video only). `progress`, if
         given, is called as progress(phase, done, total) after every processed frame of each phase ("frames",
-        then "annotated video"; total 0 when the container does not say), from the decoding worker thread."""
+        then "annotated video"; total 0 when the container does not say), from the decoding worker thread.
+        `info`: the video's inference.decode.VideoInfo, when the caller has probed it."""
         options = replace(self.options, **overrides)
         try:
             options.check()
@@ -157,11 +179,11 @@ class Analyzer:
                                    options.window_seconds, options.source_fps, options.stride_seconds,
                                    self.model.settings.clip_sampling)
         except ValueError as error:
-            raise AnalysisError(str(error), EXIT_BAD_ARGUMENT) from error
+            raise InvalidSettings(str(error)) from error
         try:
-            info = probe_video(video)
+            info = info or probe_video(video)
         except VideoError as error:
-            raise AnalysisError(str(error), EXIT_BAD_VIDEO) from error
+            raise UnreadableVideo(error.reason, error.path) from error
         output_dir = os.path.abspath(output_dir)
         with staged_folder(output_dir, OUTPUT_FILES) as staging:
             summary = _VideoAnalysis(self, options, policy, info, staging, progress).run()
@@ -213,7 +235,7 @@ class _VideoAnalysis:
         self.settings, self.class_names = analyzer.model.settings, analyzer.model.class_names
         self.margin = crop_margin(options.margin, analyzer.detector_name)
         self.tracker = face_tracker(options, analyzer.detector_name)
-        self.reader = VideoReader(info, options.every, options.max_seconds)
+        self.reader = VideoReader(info, options.frame_stride, options.max_seconds)
         self.schedule = DetectionSchedule(0 if analyzer.detector_name == "none" else options.detect_interval)
         self.faces = SegmentFaces(self._frames(), analyzer.detector, self.tracker, policy,
                                   self.settings.short_side_size, self.margin, self.schedule)
@@ -244,7 +266,7 @@ class _VideoAnalysis:
         elapsed = time.time() - start
         reader = self.reader
         duration = reader.last_time or 0.0
-        summary = dict(
+        summary = AnalysisSummary(
             video=info.path,
             container=dict(fps=info.fps, frame_count=info.frame_count, duration_s=round(info.duration, 4),
                            width=info.width, height=info.height, rotation=info.rotation, codec=info.codec),
@@ -260,22 +282,22 @@ class _VideoAnalysis:
             window_policy=dict(asdict(self.policy), span_seconds=self.policy.span),
             detector=self.analyzer.detector_name, margin=self.margin, options=asdict(options))
         if options.write_video:
-            summary["annotated_video"] = dict(codec=video_codec(), frame_times="as decoded")
+            summary.annotated_video = dict(codec=video_codec(), frame_times="as decoded")
         if self.fitting_batch < options.batch_size:
-            summary["out_of_memory"] = (f"batches of {options.batch_size} windows ran out of GPU memory; the video ran "
-                                        f"in batches of {self.fitting_batch}")
+            summary.out_of_memory = (f"batches of {options.batch_size} windows ran out of GPU memory; the video ran "
+                                     f"in batches of {self.fitting_batch}")
         if self.repeating_windows:
-            summary["repeated_frames"] = dict(windows=self.repeating_windows, why=self._why_frames_repeat())
+            summary.repeated_frames = dict(windows=self.repeating_windows, why=self._why_frames_repeat())
             print(f"note: {self.repeating_windows} of {writer.rows} windows repeat frames: "
-                  f"{summary['repeated_frames']['why']}", file=stream)
+                  f"{summary.repeated_frames['why']}", file=stream)
         if reader.ended_early:
-            summary["warning"] = (f"the video stopped decoding at {duration:.2f} s (frame {reader.frames_decoded}), "
-                                  f"{reader.ended_early}: truncated or damaged; results cover the part before")
+            summary.warning = (f"the video stopped decoding at {duration:.2f} s (frame {reader.frames_decoded}), "
+                               f"{reader.ended_early}: truncated or damaged; results cover the part before")
         elif not self.faces.serial_to_id:
-            summary["warning"] = f"no face found in {info.path}"
-        if "warning" in summary:
-            print(f"warning: {summary['warning']}", file=stream)
-        write_json_atomically(os.path.join(out, "summary.json"), summary)
+            summary.warning = f"no face found in {info.path}"
+        if summary.warning is not None:
+            print(f"warning: {summary.warning}", file=stream)
+        write_json_atomically(os.path.join(out, "summary.json"), summary.to_json())
         timeline, labels = timeline_and_labels(os.path.join(out, "predictions.csv"), self.class_names, duration)
         plot_timeline(os.path.join(out, "timeline.png"), timeline, self.class_names,
                       f"{os.path.basename(info.path)} ({self.settings.model})")
@@ -284,7 +306,7 @@ class _VideoAnalysis:
         os.remove(os.path.join(out, "boxes.bin"))
         print(f"{len(self.faces.serial_to_id)} track(s), {writer.rows} windows; {reader.frames_decoded} frames "
               f"({self.schedule.frames_detected} detected) in {elapsed:.1f} s "
-              f"({summary['video_frames_per_second']:.1f} frames/s)", file=stream)
+              f"({summary.video_frames_per_second:.1f} frames/s)", file=stream)
         return summary
 
     def _classify(self, clips):
@@ -299,9 +321,9 @@ class _VideoAnalysis:
                 first += size
             except torch.OutOfMemoryError as error:
                 if size == 1:
-                    raise AnalysisError(f"{self.info.path}: out of GPU memory on a single window "
-                                        f"({self.analyzer.model.device}): free the GPU for this process, or run "
-                                        "on the CPU (--device cpu)", EXIT_OUT_OF_MEMORY) from error
+                    raise OutOfGPUMemory(f"out of GPU memory on a single window ({self.analyzer.model.device}): "
+                                         "free the GPU for this process, or run on the CPU (--device cpu)",
+                                         self.info.path) from error
                 if self.fitting_batch == self.options.batch_size:
                     print(f"warning: out of GPU memory on a batch of {size} windows: retrying in smaller batches "
                           "(a smaller --batch_size avoids the retries)", file=self.analyzer.stream)
@@ -310,17 +332,17 @@ class _VideoAnalysis:
         return tuple(np.concatenate(outputs) for outputs in zip(*parts))
 
     def _why_frames_repeat(self):
-        analysed = -(-self.reader.frames_decoded // self.options.every) / max(self.reader.last_time or 0.0, 1e-9)
-        every = f" with --every {self.options.every}" if self.options.every > 1 else ""
+        analysed = -(-self.reader.frames_decoded // self.options.frame_stride) / max(self.reader.last_time or 0.0, 1e-9)
+        stride = f" with --frame_stride {self.options.frame_stride}" if self.options.frame_stride > 1 else ""
         step = self.policy.sample_step
         return (f"the window grid takes a sample every {step:.3f} s ({1 / step:.1f} per second), more often than the "
-                f"frames analysed{every} (about {analysed:.1f} per second), so neighbouring samples take the same "
+                f"frames analysed{stride} (about {analysed:.1f} per second), so neighbouring samples take the same "
                 "frame: the model sees fewer distinct frames than its training clips had")
 
     def _frames(self):
         """The decoded frames, with progress."""
         progress = ProgressLogger("Frames:", self.options.print_freq, unit="frames", stream=self.analyzer.stream)
-        total = -(-self.info.frame_count // self.options.every) if self.info.frame_count else 0
+        total = -(-self.info.frame_count // self.options.frame_stride) if self.info.frame_count else 0
         yield from progress.log_every(self._reported(self.reader, "frames", total), total)
 
     def _window_batches(self, boxes):
@@ -350,10 +372,10 @@ class _VideoAnalysis:
     def _annotated_video(self, labels):
         info = self.info
         frames = VideoReader(info, 1, self.options.max_seconds)
-        progress = ProgressLogger("Annotated video:", self.options.print_freq * self.options.every, unit="frames",
-                                  stream=self.analyzer.stream)
+        progress = ProgressLogger("Annotated video:", self.options.print_freq * self.options.frame_stride,
+                                  unit="frames", stream=self.analyzer.stream)
         total = self.reader.frames_decoded
         annotate_video(os.path.join(self.staging, "annotated.mp4"),
                        progress.log_every(self._reported(frames, "annotated video", total), total),
                        read_box_records(os.path.join(self.staging, "boxes.bin")), self.faces.serial_to_id, labels,
-                       self.class_names, (info.width, info.height), self.options.every, info.fps or None)
+                       self.class_names, (info.width, info.height), self.options.frame_stride, info.fps or None)

@@ -10,7 +10,7 @@ import numpy as np
 
 from .align import face_crop
 from .decode import Frame
-from .schedule import with_next_times
+from .detection_schedule import with_next_times
 from .tracking import Observation
 from .windows import Sample, TrackWindows, Window
 
@@ -51,7 +51,7 @@ class SegmentStep:
 
 class SegmentFaces:
     """Iterating gives a SegmentStep per frame of `frames`, then one for the segment's end. `schedule` (an
-    inference.schedule.DetectionSchedule) decides which frames are detected; None: every frame. `policy` None:
+    inference.detection_schedule.DetectionSchedule) decides which frames are detected; None: every frame. `policy` None:
     no windows (the caller takes the samples it needs). `spans` and
     `serial_to_id` (track serial -> id, confirmed tracks) describe the tracks found so far."""
 

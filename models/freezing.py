@@ -10,8 +10,17 @@ def freeze_for_finetuning(model, fix_lgp=False):
         if fix_lgp and 'prompt' in name and 'Adapter' not in name:
             trainable = False
         param.requires_grad_(trainable)
-    n_total = sum(p.numel() for p in model.parameters())
-    n_trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    print(f'Number of total parameters: {n_total / 1e6:.2f} M, '
-          f'trainable parameters: {n_trainable / 1e6:.2f} M')
-    return n_total, n_trainable
+    print(describe_parameters(model))
+    return parameter_counts(model)
+
+
+def parameter_counts(model):
+    """(total, trainable) parameter counts."""
+    return (sum(p.numel() for p in model.parameters()),
+            sum(p.numel() for p in model.parameters() if p.requires_grad))
+
+
+def describe_parameters(model) -> str:
+    """The parameter counts as the original prints them."""
+    n_total, n_trainable = parameter_counts(model)
+    return f'Number of total parameters: {n_total / 1e6:.2f} M, trainable parameters: {n_trainable / 1e6:.2f} M'

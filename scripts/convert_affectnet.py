@@ -2,8 +2,8 @@
 
 Keeps the columns `subDirectory_filePath` (paths stay relative to `Manually_Annotated_Images`) and
 `expression` (0 Neutral, 1 Happy, 2 Sad, 3 Surprise, 4 Fear, 5 Disgust, 6 Anger, 7 Contempt,
-8 None, 9 Uncertain, 10 No-Face). `--classes 7` keeps 0..6 (AffectNet-7, `--data_set AffectNet7`),
-`--classes 8` keeps 0..7 (AffectNet-8); the other rows are dropped and counted.
+8 None, 9 Uncertain, 10 No-Face). `--num_classes 7` keeps 0..6 (AffectNet-7, `--data_set AffectNet7`),
+`--num_classes 8` keeps 0..7 (AffectNet-8); the other rows are dropped and counted.
 --input is one official CSV (then --output is the CSV to write) or the folder holding both
 (then --output is the folder for `train.csv` from training.csv and `test.csv` from validation.csv,
 the usual test split since AffectNet's own test set is not public).
@@ -58,11 +58,11 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('--input', type=Path, required=True, help='training.csv / validation.csv or their folder')
     parser.add_argument('--output', type=Path, required=True, help='output CSV, or folder for a folder input')
-    parser.add_argument('--classes', type=int, choices=(7, 8), default=7)
+    parser.add_argument('--num_classes', type=int, choices=(7, 8), default=7)
     args = parser.parse_args(argv)
     try:
         convert(args.input, args.output, official_files,
-                functools.partial(convert_official_file, classes=args.classes), HEADER)
+                functools.partial(convert_official_file, classes=args.num_classes), HEADER)
     except (AnnotationError, FileNotFoundError, FileExistsError) as error:
         sys.exit(f'error: {error}')
 

@@ -13,9 +13,9 @@
 # oversubscribes 2 cores: with one core busy, a training step took 7.4 s with 2 threads, 0.9 s with 1).
 # Both stages use the fixed-seed RANDOM landmark network (no MobileFaceNet weights are downloaded), so
 # the landmark branch here carries no real landmark information.
-# Measured (2026-11-25, 2-core AMD EPYC, set-up already done): 2 min 38 s in all; test clips UAR/WAR
-# 79.29%/79.29% for the static model; the video model 82.86%/82.86% (2026-12-01, with the original's clip-level
-# erasing and validation windows; final_last_* in log.txt).
+# Measured (2026-12-01, 2-core AMD EPYC, idle, clean clone of commit 43caa7f, set-up already done): 2 min 49 s
+# in all; synthetic test clips UAR/WAR 79.29%/79.29% for the static model, 82.86%/82.86% for the video model
+# (with the original's clip-level erasing and validation windows; final_last_* in log.txt).
 # Every value can be overridden from the environment, e.g. EPOCHS=5 bash scripts/demo.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."

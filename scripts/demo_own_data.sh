@@ -33,7 +33,7 @@ head -4 "$DATA/raw/labels.csv"
 
 echo "== 2. clips: crops as predict.py makes them, 4 frames spread over each segment; test split: person P3"
 "${PYTHON[@]}" scripts/extract_clips.py --labels "$DATA/raw/labels.csv" --output "$DATA/frames" --frames 4 --spread \
-  --short_side_size 64 --no_detect --group_column person --test_groups P3 --classes joy,sorrow,anger,astonishment \
+  --short_side_size 64 --no_detect --group_column person --test_groups P3 --class_names joy,sorrow,anger,astonishment \
   --device cpu --print_freq 100
 
 echo "== 3. fine-tuning s2d_tiny_patch8_64 from the static checkpoint on P1 and P2, test on the held-out P3"

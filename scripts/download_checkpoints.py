@@ -8,7 +8,7 @@ Files go through the Hugging Face cache (`--cache_dir`, default the usual ~/.cac
 or HF_HUB_CACHE), which resumes interrupted downloads and skips complete ones, and are then linked
 (hard link; a copy across file systems) into `--dest` under their repository path. With
 HF_HUB_OFFLINE=1 nothing is fetched: --list shows the cached files and the rest comes from the cache.
-No other command of this project downloads anything.
+The torch.hub entry points (hubconf.py) fetch the same files on first use; nothing else downloads anything.
 """
 import argparse
 import fnmatch

@@ -40,8 +40,9 @@ def parse_args(argv=None):
                                                       "the CSV's folder)")
     p.add_argument("--output", required=True, help="the data set folder (FRAMES --data_path)")
     p.add_argument("--group_column", default="group", help="the CSV column naming each clip's person or session")
-    p.add_argument("--classes", default=None,
-                   help="the class names in label order, separated by commas (default: the CSV's labels, sorted)")
+    p.add_argument("--class_names", default=None,
+                   help="the class names in label order: a classes file (one name per line) or the names separated "
+                        "by commas (default: the CSV's labels, sorted)")
     g = p.add_argument_group("sampling (--frames N --spread, or --fps R)")
     g.add_argument("--frames", type=int, default=None, help="with --spread: frames per clip")
     g.add_argument("--spread", action="store_true",

@@ -3,7 +3,7 @@
 # weights. Its checkpoint.pth is a PRETRAINED checkpoint for scripts/ft_*.sh, e.g.
 #   PRETRAINED=saved/model/pretraining/affectnet7/checkpoint.pth bash scripts/ft_dfew.sh
 # Make the CSVs first: python scripts/convert_affectnet.py --input <folder with training.csv and
-# validation.csv> --output data/AffectNet/splits7 --classes 7
+# validation.csv> --output data/AffectNet/splits7 --num_classes 7
 source "$(dirname "$0")/pretrain_common.sh"
 CLASSES=${CLASSES:-7}
 DATA_PATH=${DATA_PATH:-data/AffectNet/Manually_Annotated_Images}

@@ -1,6 +1,12 @@
 #!/usr/bin/env bash
-# Set up (idempotent) and run the test suite on CPU.
+# Set up (idempotent) and run the test suite on CPU; --quick: without the tests marked slow (about 2 minutes on
+# 2 idle cores), other arguments go to pytest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
-CUDA_VISIBLE_DEVICES="" .venv/bin/python -m pytest -q tests "$@"
+selection=()
+if [[ "${1:-}" == "--quick" ]]; then
+  shift
+  selection=(-m "not slow")
+fi
+CUDA_VISIBLE_DEVICES="" .venv/bin/python -m pytest -q tests "${selection[@]}" "$@"

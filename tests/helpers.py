@@ -9,19 +9,27 @@ from pathlib import Path
 
 import torch
 
-from models import S2D, build_model, save_checkpoint
+from models import S2D, S2DImage, build_model, save_checkpoint
 
 ROOT = Path(__file__).resolve().parents[1]
 KEYS = json.loads((Path(__file__).parent / 'data' / 'keys_s2d_base.json').read_text())
 TINY = dict(img_size=16, patch_size=4, embed_dim=64, depth=4, num_heads=4, num_frames=3,
             num_classes=5, landmark_channels=6, adapter_ratio=0.25, prompt_hidden=4)
+IMAGE_TINY = {k: v for k, v in TINY.items() if k not in ('num_frames', 'adapter_ratio')}
 # MKL's results may depend on memory alignment; strict mode keeps reruns bit-identical (needed for exact resume).
 ENV = {**os.environ, "PYTHONWARNINGS": "ignore", "MKL_CBWR": "AUTO,STRICT"}
 
 
-def tiny_model(seed=0, **overrides):
+def tiny_model(name="tiny", seed=0, **overrides):
+    """A small model, its initial weights drawn after torch.manual_seed(seed): "tiny" (S2D of TINY), "tiny_image"
+    (S2DImage of IMAGE_TINY) or a registered name (models.build_model, e.g. s2d_tiny_patch8_112); `overrides`: its
+    constructor's arguments."""
     torch.manual_seed(seed)
-    return S2D(**{**TINY, **overrides})
+    if name == "tiny":
+        return S2D(**{**TINY, **overrides})
+    if name == "tiny_image":
+        return S2DImage(**{**IMAGE_TINY, **overrides})
+    return build_model(name, **overrides)
 
 
 def tiny_inputs(model, batch=2, seed=1, dtype=torch.float32):
@@ -50,8 +58,7 @@ def randomize(model, seed=2):
 def tiny_checkpoint(path, num_frames=4, data_set="DFEW", num_classes=7, model="s2d_tiny_patch8_64",
                     with_args=True):
     """A fine-tuned-layout checkpoint of a random-weight video model (stored args as this project writes them)."""
-    torch.manual_seed(0)
-    state = build_model(model, num_classes=num_classes, num_frames=num_frames).state_dict()
+    state = tiny_model(model, num_classes=num_classes, num_frames=num_frames).state_dict()
     args = argparse.Namespace(model=model, num_frames=num_frames, data_set=data_set, scale_factor=0.25)
     save_checkpoint({"model": state, "epoch": "best", **({"args": args} if with_args else {})}, path)
     return path

@@ -120,6 +120,7 @@ def test_fine_tuned_checkpoint_runs_mtcnn_and_says_when_no_face_is_found(demo_di
     assert os.path.isfile(timeline)
 
 
+@pytest.mark.slow
 def test_six_analyses_leave_the_last_three(demo_dir, tmp_path):
     """With keep_analyses 3, six analyses in a row (one of a file that is not a video) leave three analysis
     folders; the uploads of the deleted ones are deleted (never a file outside the upload folder), the newest
@@ -210,6 +211,7 @@ def served_app(demo_dir, tmp_path):
     assert not list(temp.glob("s2d-app-*"))
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(CHROMIUM is None, reason="needs Chromium: apt-get install -y chromium")
 def test_page_in_chromium(served_app, demo_dir, not_a_video):
     from playwright.sync_api import expect, sync_playwright

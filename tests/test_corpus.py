@@ -150,6 +150,7 @@ def torchrun(script, arguments, env=None, *options):
                           cwd=ROOT, capture_output=True, text=True, timeout=300, env={**os.environ, **(env or {})})
 
 
+@pytest.mark.slow
 def test_torchrun_two_processes_equal_one_and_a_raising_video_fails_alone(corpus, first_run, tmp_path):
     root, checkpoint = corpus
     one, _ = first_run
@@ -175,6 +176,7 @@ def test_torchrun_two_processes_equal_one_and_a_raising_video_fails_alone(corpus
     assert not [p for p in os.listdir(tmp_path / "two") if ".partial-" in p or p.startswith(".running-")]
 
 
+@pytest.mark.slow
 def test_a_killed_rank_loses_only_its_video_and_a_restart_completes_the_corpus(corpus, tmp_path):
     """A rank dies (SIGKILL) in the middle of a video; torchrun stops the other rank (SIGTERM: it stops cleanly) and,
     with --max-restarts 1, starts both again: the finished videos are skipped, the one whose process died comes
@@ -212,6 +214,7 @@ def signal_after_a_new_video(signal_number, command, output_dir):
     return process.wait(), process.stderr.read()
 
 
+@pytest.mark.slow
 def test_stopped_and_killed_runs_resume(corpus, first_run, tmp_path):
     """SIGTERM stops the corpus as Ctrl-C does: nothing half-written, no marker; a kill (SIGKILL) leaves the marker
     of the video in progress, which the next run tries after the others."""
@@ -254,6 +257,7 @@ def small_corpus(corpus, tmp_path):
     return videos, checkpoint
 
 
+@pytest.mark.slow
 def test_any_exception_fails_its_video_only(small_corpus, tmp_path, monkeypatch, capsys):
     """An exception from the model, from the writer (a full disk), and from decoding on the second open (the file
     replaced after it was probed) each fail their video with a one-line reason naming the exception's type; the
@@ -320,6 +324,7 @@ def small_disk(tmp_path):
         subprocess.run(["umount", str(disk)], check=True)
 
 
+@pytest.mark.slow
 def test_a_full_disk_fails_the_video_and_gives_its_space_back(checkpoint, small_disk, tmp_path):
     """The first video's annotated video does not fit on the disk: that video fails, its staging folder is removed,
     and the second video, which would not fit beside the first one's leftovers, is analysed."""

@@ -12,6 +12,7 @@ from timm.optim import create_optimizer_v2
 from engine import SDL, classification_metrics, cosine_scheduler, merge_views, sdl_weight, train_one_epoch
 from engine.train import apply_schedule
 from models import build_model, freeze_for_finetuning
+from tests.helpers import tiny_model
 from utils.progress import ProgressLogger
 
 
@@ -154,15 +155,10 @@ def test_metrics_match_sklearn():
     assert 0 < m["acc5"] < 100 and m["acc5"] == pytest.approx(100 * np.mean(top5))
 
 
-def tiny_trainable_model():
-    torch.manual_seed(0)
-    return build_model("s2d_tiny_patch8_64", num_classes=3, num_frames=2, head_dropout=0.0)
-
-
 def one_update(batch_size, update_freq, videos, labels):
     """The weights after one optimisation step of train_one_epoch: batches of `batch_size`, `update_freq` of them
     accumulated (SGD, constant lr and weight decay, no mixup; the landmark features are the frames' mean)."""
-    model = tiny_trainable_model()
+    model = tiny_model("s2d_tiny_patch8_64", num_classes=3, num_frames=2, head_dropout=0.0)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.5, momentum=0.9, weight_decay=0.05)
     loader = torch.utils.data.DataLoader(list(zip(videos, labels, range(len(labels)))), batch_size=batch_size)
 
@@ -176,10 +172,11 @@ def one_update(batch_size, update_freq, videos, labels):
     return model.state_dict()
 
 
+@pytest.mark.slow
 def test_gradient_accumulation_gives_the_update_of_the_doubled_batch():
     generator = torch.Generator().manual_seed(1)
     videos, labels = torch.randn(8, 3, 2, 64, 64, generator=generator), torch.tensor([0, 1, 2, 0, 1, 2, 0, 1])
-    start = tiny_trainable_model().state_dict()
+    start = tiny_model("s2d_tiny_patch8_64", num_classes=3, num_frames=2, head_dropout=0.0).state_dict()
     doubled = one_update(8, 1, videos, labels)
     accumulated = one_update(4, 2, videos, labels)
     changed = [name for name in start if not torch.equal(start[name], doubled[name])]

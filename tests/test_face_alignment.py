@@ -98,6 +98,7 @@ def compare(ours, reference, image):
     return np.array(gaps)
 
 
+@pytest.mark.slow
 def test_same_boxes_and_landmarks_as_facenet_pytorch(reference_mtcnn, photo):
     """On the same input (no downscaling), boxes and landmarks within 1 px of facenet-pytorch's (measured: equal
     to 0.01 px)."""

@@ -1,6 +1,7 @@
 """Speed paths run on the CPU: fused attention, bf16/fp16 autocast with the engine, channels-last
 landmark network, torch.compile wiring, int8 quantization."""
 import copy
+import functools
 
 import numpy as np
 import pytest
@@ -9,18 +10,16 @@ from timm.layers import Attention
 from torch.utils.data import DataLoader
 
 from engine import evaluate, train_one_epoch
-from models import LandmarkFeatures, build_model
+from models import LandmarkFeatures
 from models.fast_paths import prepare_for_speed
 from models.quantize import int8_engine, quantize_int8
+from tests.helpers import tiny_model
 from utils.progress import ProgressLogger
 
 CPU = torch.device("cpu")
 
 
-def tiny(num_classes=3, frames=2, **overrides):
-    torch.manual_seed(0)
-    return build_model("s2d_tiny_patch8_112", num_frames=frames, num_classes=num_classes, head_dropout=0.0,
-                       **overrides)
+tiny = functools.partial(tiny_model, "s2d_tiny_patch8_112", num_frames=2, num_classes=3, head_dropout=0.0)
 
 
 def clips(n, frames=2, seed=0):
@@ -44,6 +43,7 @@ def _train_step(model, amp_dtype, scaler=None):
     return progress
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("amp_dtype, scaler", [(torch.bfloat16, None), (torch.float16, "cpu")])
 def test_autocast_training_step_updates_the_weights(amp_dtype, scaler):
     """The CUDA paths (bf16 autocast by default; fp16 with a gradient scaler on request) run on the CPU."""
@@ -57,6 +57,7 @@ def test_autocast_training_step_updates_the_weights(amp_dtype, scaler):
     assert "head.fc_cls.weight" in changed and "prompt_blocks.0.TMA.T_Adapter.attn.qkv.weight" in changed
 
 
+@pytest.mark.slow
 def test_bf16_autocast_evaluation_is_close_to_float32():
     model, landmark = tiny(depth=1), LandmarkFeatures(None)
     loader = DataLoader(clips(3), batch_size=3)
@@ -133,9 +134,25 @@ def test_int8_packs_for_onednn_and_leaves_the_process_engine_alone(monkeypatch):
     assert seen == [expected] == [int8_engine()]
 
 
-def test_benchmark_times_int8_pairs_and_prints_their_median():
+def test_benchmark_times_int8_pairs_and_prints_their_median(monkeypatch):
+    """Each pair times one fp32 forward, then one int8 forward of the case's models (a clock that the forwards
+    advance: 2 s for fp32, 1 s for int8)."""
+    from benchmarks import benchmark
     from benchmarks.benchmark import int8_pairs, ratios
+    clock, calls, build_case = [0.0], [], benchmark.build_case
+
+    def timed_case(case):
+        modules, forward, size = build_case(case)
+
+        def timed(video):
+            calls.append(case["precision"])
+            clock[0] += {"fp32": 2.0, "int8": 1.0}[case["precision"]]
+            return forward(video)
+        return modules, timed, size
+
+    monkeypatch.setattr(benchmark, "build_case", timed_case)
+    monkeypatch.setattr(benchmark.time, "perf_counter", lambda: clock[0])
     pairs = int8_pairs(dict(model="s2d_tiny_patch8_112", compile=False, frames=2, batch=1, device="cpu", pairs=2))
-    assert len(pairs) == 2 and all(fp32 > 0 and int8 > 0 for fp32, int8 in pairs)
+    assert pairs == [(2.0, 1.0), (2.0, 1.0)] and calls == ["fp32", "int8"] * 3  # a warm-up, then the pairs
     line, = ratios([], None, [(2.0, 1.0), (6.0, 2.0), (3.0, 1.0), (5.0, 1.0)])
     assert line.endswith("4 alternating pairs in one process: median 3.00x (range 2.00-5.00x)")

@@ -134,6 +134,7 @@ print(json.dumps(out))
 """
 
 
+@pytest.mark.slow
 def test_hub_entry_points_load_released_checkpoints_offline(tmp_path):
     checkpoints = {"DFEW/dfew_fold1.pth": ("DFEW", 7), "DFEW/dfew_fold2.pth": ("DFEW", 7),
                    "MAFW/mafw_fold3.pth": ("MAFW", 11), "FERV39K/ferv39k.pth": ("FERV39K", 7)}

@@ -121,6 +121,7 @@ def test_file_flags_name_what_is_missing(valid, tmp_path):
         "--check_data: expected at least one of --train_label_path, --val_label_path, --test_label_path"]
 
 
+@pytest.mark.slow
 def test_main_stops_before_reading_any_data(valid):
     """The label files are empty, so reading them would fail with another message: both invalid flags are
     reported, one line each, and nothing else runs."""

@@ -18,7 +18,7 @@ import predict
 from datasets.description import describe_args
 from datasets.frames import load_frames
 from datasets.video_dataset import VideoClsDataset
-from inference import Analyzer, Options, extraction
+from inference import AnalysisSummary, Analyzer, Options, extraction
 from inference.model import VideoModel
 from inference.windows import window_policy
 from scripts import extract_clips
@@ -128,6 +128,7 @@ def mixed_run(root, output, *extra):
                    "--short_side_size", "32", "--group_column", "person", "--folds", "2", *extra)
 
 
+@pytest.mark.slow
 @pytest.mark.filterwarnings("ignore:The least populated class")  # two folds of 3 clips
 def test_report_splits_and_resume(mixed, tmp_path, capsys):
     output = tmp_path / "data"
@@ -186,6 +187,7 @@ def test_shares_of_two_processes_split_the_videos(mixed, monkeypatch):
     assert str(mixed / "missing.mp4") in parts[0]  # a missing file: rank 0 reports it
 
 
+@pytest.mark.slow
 def test_memory_does_not_grow_with_the_clips_or_the_video_length(tmp_path):
     """Peak traced memory (numpy and Python) of extractions of 8 and 32 clips, and of a segment near the end of a
     100- and a 1,000-frame video."""
@@ -241,9 +243,9 @@ def test_bad_labels_csv_is_a_one_line_error_naming_the_line(tmp_path, capsys, te
 def test_classes_and_groups_that_cannot_work_stop_before_any_work(tmp_path, capsys):
     labels = tmp_path / "labels.csv"
     labels.write_text("video,label,group\na.mp4,happy,A\nb.mp4,calm,B\n")
-    assert extract("--labels", str(labels), "--output", str(tmp_path / "out"), "--fps", "5", "--classes",
+    assert extract("--labels", str(labels), "--output", str(tmp_path / "out"), "--fps", "5", "--class_names",
                    "happy,sad") == 2
-    assert capsys.readouterr().err.strip() == f"error: {labels}:3: label 'calm' is not one of --classes happy,sad"
+    assert capsys.readouterr().err.strip() == f"error: {labels}:3: label 'calm' is not one of --class_names happy,sad"
     assert extract("--labels", str(labels), "--output", str(tmp_path / "out"), "--fps", "5") == 2
     assert capsys.readouterr().err.strip() == ("error: --folds 5 needs at least 5 groups; the labelled clips have 2 "
                                                "(A, B): pass fewer --folds or --test_groups")
@@ -270,6 +272,7 @@ def trained(tmp_path_factory):
     return root
 
 
+@pytest.mark.slow
 def test_class_names_and_sampling_travel_from_the_data_set_to_the_analysis(trained, tmp_path):
     names = ["anger", "astonishment", "joy", "sorrow"]
     assert (trained / "data" / "classes.txt").read_text().split() == names
@@ -296,12 +299,13 @@ def test_class_names_and_sampling_travel_from_the_data_set_to_the_analysis(train
     models = find_models(str(trained / "run" / "checkpoint.pth"), str(tmp_path / "no_demo.pth"), str(tmp_path))
     page = VideoAnalyses(models, str(tmp_path), "random", "cpu")  # the web page's models and table
     assert page.analyzer(models[0].label).model.class_names == names
-    assert track_table(summary)["headers"][5:] == [f"{n} %" for n in names]
+    assert track_table(AnalysisSummary(**summary))["headers"][5:] == [f"{n} %" for n in names]
     # a data set named on the command line wins over the stored names
     assert Analyzer(str(trained / "run" / "checkpoint.pth"), landmark_weights="random", device="cpu",
                     data_set="FRAMES").model.class_names == ["0", "1", "2", "3"]
 
 
+@pytest.mark.slow
 def test_torchrun_two_processes_extract_what_one_does(trained, tmp_path):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

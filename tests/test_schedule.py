@@ -1,7 +1,7 @@
-"""The detection schedule (inference/schedule.py): the frames that windows sample are always detected (the windows
-are those of detecting every frame), a face moving at a realistic speed keeps its track, a face that appears
-between two detections is found within the interval, boxes are interpolated between detections; and the same
-end to end with MTCNN on a real face."""
+"""The detection schedule (inference/detection_schedule.py): the frames that windows sample are always detected
+(the windows are those of detecting every frame), a face moving at a realistic speed keeps its track, a face that
+appears between two detections is found within the interval, boxes are interpolated between detections; and the
+same end to end with MTCNN on a real face."""
 import csv
 import math
 from types import SimpleNamespace
@@ -12,8 +12,7 @@ import pytest
 
 import predict
 from inference import Analyzer, Options
-from inference.pipeline import EXIT_BAD_ARGUMENT
-from inference.schedule import DEFAULT_DETECT_INTERVAL, DetectionSchedule, InterpolatedBoxes, with_next_times
+from inference.detection_schedule import DEFAULT_DETECT_INTERVAL, DetectionSchedule, InterpolatedBoxes, with_next_times
 from inference.tracking import FaceTracker
 from inference.windows import Sample, TrackWindows, WindowPolicy, window_policy
 from tests.videos import face_frame, write_cv2_video
@@ -145,7 +144,7 @@ def test_boxes_are_interpolated_between_detections_in_frame_order():
 def test_detect_interval_must_be_shorter_than_a_break(tmp_path, capsys):
     code = predict.run(["--video", "missing.mp4", "--checkpoint", "missing.pth", "--output_dir", str(tmp_path),
                         "--detect_interval", "0.5"])
-    assert code == EXIT_BAD_ARGUMENT and "detect_interval" in capsys.readouterr().err
+    assert code == 2 and "detect_interval" in capsys.readouterr().err
     assert not list(tmp_path.iterdir())
 
 
@@ -176,11 +175,12 @@ def analyses(checkpoint, tmp_path_factory):
     return every_frame, scheduled
 
 
+@pytest.mark.slow
 def test_the_schedule_gives_the_predictions_of_detecting_every_frame(analyses):
     every_frame, scheduled = analyses
-    assert every_frame.summary["frames_detected"] == every_frame.summary["frames_decoded"] == 72
-    assert scheduled.summary["frames_detected"] < 0.6 * 72
-    assert len(scheduled.summary["tracks"]) == 1 and scheduled.summary["windows"] > 5
+    assert every_frame.summary.frames_detected == every_frame.summary.frames_decoded == 72
+    assert scheduled.summary.frames_detected < 0.6 * 72
+    assert len(scheduled.summary.tracks) == 1 and scheduled.summary.windows > 5
     # the same frames sampled, with the same detections on them: the same crops, boxes and probabilities
     assert read_rows(scheduled.predictions_csv) == read_rows(every_frame.predictions_csv)
 
@@ -200,5 +200,5 @@ def test_a_face_appearing_between_detections_is_tracked_from_the_next_one(checkp
     write_cv2_video(video, [face_frame(WIDTH, HEIGHT, [photo_at(i)] if i >= 4 else []) for i in range(24)], FPS)
     result = Analyzer(checkpoint, landmark_weights="random", device="cpu").analyze(
         video, tmp_path / "out", window_seconds=0.6, write_video=False)
-    (track,) = result.summary["tracks"]
+    (track,) = result.summary.tracks
     assert track["first_frame"] == 6 and track["start_s"] - 4 / FPS <= DEFAULT_DETECT_INTERVAL

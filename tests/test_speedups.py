@@ -2,16 +2,16 @@
 import pytest
 import torch
 
-from models import LandmarkFeatures, build_model, freeze_for_finetuning
+from models import LandmarkFeatures, freeze_for_finetuning
 from models.cuda_graph import CudaGraphInference
 from models.fast_paths import compile_layers, fold_landmark_batchnorm, prepare_for_speed, use_lean_layout
+from tests.helpers import tiny_model
 
 TIGHT = dict(rtol=1e-5, atol=1e-6)
 
 
 def tiny(depth=2, frames=4):
-    torch.manual_seed(0)
-    model = build_model("s2d_tiny_patch8_112", num_frames=frames, num_classes=3, head_dropout=0.0, depth=depth)
+    model = tiny_model("s2d_tiny_patch8_112", num_frames=frames, num_classes=3, head_dropout=0.0, depth=depth)
     freeze_for_finetuning(model)  # the fine-tuning recipe: gradients reach the prompts through frozen blocks
     return model
 
@@ -94,6 +94,7 @@ def test_compile_layers_compiles_the_shared_layer_once_and_keeps_outputs():
     assert model.prompted_layer is type(model).prompted_layer
 
 
+@pytest.mark.slow
 def test_compile_layers_training_step_gives_the_same_gradients():
     """With the lean layout, as benchmarked. Traced with aot_eager (forward and backward graphs, no code
     generation: inductor takes minutes on this CPU)."""

@@ -10,18 +10,12 @@ from timm.models.vision_transformer import VisionTransformer
 
 from datasets import build_dataset
 from datasets.synthetic import write_synthetic_images
-from models import S2D, S2DImage, build_model, freeze_for_finetuning, load_checkpoint, save_checkpoint
+from models import S2D, build_model, freeze_for_finetuning, load_checkpoint, save_checkpoint
 from models.freezing import TRAINABLE_NAME_PARTS
 from scripts import convert_affectnet, convert_rafdb
-from tests.helpers import KEYS, TINY, randomize, read_log, run_main, tiny_inputs
+from tests.helpers import KEYS, TINY, randomize, read_log, run_main, tiny_inputs, tiny_model
 
-IMAGE_TINY = {k: v for k, v in TINY.items() if k not in ('num_frames', 'adapter_ratio')}
 VIDEO_ONLY = ('.TMA.', 'temporal_embedding', 'ln_post', 'head.fc_cls')
-
-
-def tiny_image_model(seed=0, **overrides):
-    torch.manual_seed(seed)
-    return S2DImage(**{**IMAGE_TINY, **overrides})
 
 
 def test_image_model_base_layout_is_the_video_layout_without_temporal_parts():
@@ -35,7 +29,7 @@ def test_image_model_base_layout_is_the_video_layout_without_temporal_parts():
 @torch.no_grad()
 def test_shared_parts_compute_the_same_in_the_image_and_video_models():
     video_model = randomize(S2D(**TINY)).eval()
-    image_model = tiny_image_model().eval()
+    image_model = tiny_model('tiny_image').eval()
     missing, unexpected = image_model.load_state_dict(video_model.state_dict(), strict=False)
     assert sorted(missing) == ['head.bias', 'head.weight', 'norm.bias', 'norm.weight']
     assert unexpected and all(any(part in k for part in VIDEO_ONLY) for k in unexpected)
@@ -60,7 +54,7 @@ def test_shared_parts_compute_the_same_in_the_image_and_video_models():
 
 @torch.no_grad()
 def test_image_model_averages_frame_logits_and_features():
-    model = randomize(tiny_image_model()).eval()
+    model = randomize(tiny_model('tiny_image')).eval()
     video, landmarks = tiny_inputs(S2D(**TINY))
     logits, feature = model(video, landmarks)
     frame_logits, frame_features = model(video.transpose(1, 2).reshape(-1, 3, 1, 16, 16), landmarks)
@@ -81,7 +75,7 @@ def test_mae_checkpoint_initialises_the_image_backbone(tmp_path, capsys):
                   'module.decoder_pos_embed': torch.zeros(1, 17, 32)})
     path = tmp_path / 'vit-base-checkpoint-300.pth'
     torch.save({'model': state, 'epoch': 299}, path)
-    model = tiny_image_model(seed=5)
+    model = tiny_model('tiny_image', seed=5)
     load_checkpoint(model, path, kind='pretrained')
     loaded = model.state_dict()
     for key, value in mae.state_dict().items():
@@ -94,7 +88,7 @@ def test_mae_checkpoint_initialises_the_image_backbone(tmp_path, capsys):
 
 
 def test_static_checkpoint_hands_over_to_the_video_model(tmp_path):
-    static = randomize(tiny_image_model(seed=1, num_classes=7))
+    static = randomize(tiny_model('tiny_image', seed=1, num_classes=7))
     path = tmp_path / 'static.pth'
     save_checkpoint({'model': static.state_dict(), 'epoch': 9, 'args': argparse.Namespace(model='tiny')}, path)
     video = S2D(**{**TINY, 'num_classes': 5})
@@ -187,7 +181,7 @@ def test_affectnet_converter_keeps_7_or_8_classes(tmp_path, capsys, classes, exp
                                          '392/b.png,1,2,3,4,1.0;2.0,6,0.1,0.2\n12/c.jpg,1,2,3,4,1.0,7,0,0\n'
                                          '13/d.jpg,1,2,3,4,1.0,10,-2,-2\n')
     (folder / 'validation.csv').write_text(AFFECTNET_HEADER + '5/e.jpg,1,2,3,4,1.0,3,0,0\n')
-    convert_affectnet.main(['--input', str(folder), '--output', str(tmp_path / 'out'), '--classes', str(classes)])
+    convert_affectnet.main(['--input', str(folder), '--output', str(tmp_path / 'out'), '--num_classes', str(classes)])
     assert (tmp_path / 'out' / 'train.csv').read_text() == expected
     assert (tmp_path / 'out' / 'test.csv').read_text() == 'image,label\n5/e.jpg,3\n'
     assert f'dropped {5 - len(expected.splitlines())} with expression {classes}..10' in capsys.readouterr().out
@@ -205,6 +199,7 @@ def test_affectnet_converter_names_bad_lines(tmp_path):
 
 # ---------------------------------------------------------------- end to end
 
+@pytest.mark.slow
 def test_static_run_then_video_finetune_end_to_end(tmp_path):
     faces = write_synthetic_images(tmp_path / 'faces', images_per_class=5, size=64, seed=2)
     common = ['--device', 'cpu', '--landmark_weights', 'random', '--input_size', '64', '--short_side_size', '64',

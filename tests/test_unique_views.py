@@ -12,7 +12,8 @@ from datasets import VideoClsDataset
 from datasets.unique_views import UniqueTestViews, collate_views
 from engine import evaluate
 from engine.evaluate import predict_views
-from models import LandmarkFeatures, build_model
+from models import LandmarkFeatures
+from tests.helpers import tiny_model
 
 CLIP_LEN, SEGMENTS, CROPS = 4, 3, 2
 # frame count -> the test views that coincide (3 segments x 2 crops, 4 frames per view; square resizing
@@ -43,8 +44,7 @@ def dataset(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def model():
-    torch.manual_seed(0)
-    return build_model("s2d_tiny_patch8_112", num_frames=CLIP_LEN, num_classes=3, depth=2), LandmarkFeatures(None)
+    return tiny_model("s2d_tiny_patch8_112", num_frames=CLIP_LEN, num_classes=3, depth=2), LandmarkFeatures(None)
 
 
 @pytest.fixture(scope="module")
@@ -94,6 +94,7 @@ def _assert_same_results(got, expected, same_order=True):
     assert {k: v for k, v in metrics.items() if k != "loss"} == metrics_full
 
 
+@pytest.mark.slow
 def test_distinct_views_give_the_results_of_every_view(dataset, model, full):
     unique = _evaluate(model, UniqueTestViews(dataset), collate_fn=collate_views)
     _assert_same_results(unique, full)
@@ -105,6 +106,7 @@ def test_distinct_views_give_the_results_of_every_view(dataset, model, full):
         torch.testing.assert_close(feature, full_features[record[:3]], rtol=0, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_merge_weights_each_distinct_view_by_the_views_it_stands_for(dataset, model):
     """clip5 shows one picture in 4 views and another in 2: its score is (4 a + 2 b) / 6, not (a + b) / 2."""
     metrics, (ids, _, scores), records, _ = _evaluate(model, UniqueTestViews(dataset), collate_fn=collate_views)
@@ -115,6 +117,7 @@ def test_merge_weights_each_distinct_view_by_the_views_it_stands_for(dataset, mo
     np.testing.assert_allclose(scores[ids.index("clip5")], (4 * a + 2 * b) / 6, rtol=0, atol=1e-12)
 
 
+@pytest.mark.slow
 def test_sharded_distinct_views_gathered_equal_one_process(dataset, model, full, monkeypatch):
     """Two processes' shards (the sampler pads the 13 distinct views to 14 with a repeat of the first)
     gathered as under torchrun give the single-process results of every view."""

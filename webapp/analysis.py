@@ -10,18 +10,17 @@ import tempfile
 import time
 from dataclasses import dataclass
 
-from inference import AnalysisError, Analyzer, Options
+from inference import AnalysisError, Analyzer, InvalidSettings, Options, UnreadableVideo
 from inference.decode import VideoError, probe_video
-from inference.pipeline import EXIT_BAD_VIDEO
 
 PROGRESS_EVERY = 25  # frames between updates of the page's progress bar
 PHASES = {"frames": "analysing the video", "annotated video": "drawing the annotated video"}
 DEMO_WINDOWS = dict(window_seconds=1.875, stride_seconds=0.5)  # scripts/demo.sh's predict.py settings
-NOTHING = (None, None, None, None)  # timeline, table, video, downloads: cleared
+NO_OUTPUTS = (None, None, None, None)  # timeline, table, video, downloads: cleared
 
 
 @dataclass(frozen=True)
-class Kept:
+class KeptAnalysis:
     """An analysis folder the page still serves, and the upload it analysed."""
     folder: str
     upload: str
@@ -88,7 +87,7 @@ class VideoAnalyses:
         self.max_video_seconds, self.keep_analyses, self.keep_hours = max_video_seconds, keep_analyses, keep_hours
         self.upload_dir = os.path.abspath(upload_dir) if upload_dir else None
         self.analyzers = {}  # checkpoint -> Analyzer
-        self.kept = []  # Kept, oldest first
+        self.kept = []  # KeptAnalysis, oldest first
 
     def describe(self, label):
         return self.models[label].description()
@@ -108,24 +107,24 @@ class VideoAnalyses:
         """(status markdown, timeline.png, table, H.264 video, [predictions.csv, summary.json]) of `video`
         with the model labelled `label`; on bad input, the message and no outputs."""
         if not video:
-            return ("Upload a video first.", *NOTHING)
+            return ("Upload a video first.", *NO_OUTPUTS)
         name = os.path.basename(video)
         self.clean_up(keep=video)
         if not os.path.exists(video) and self._uploaded(video):
             return (f"**Cannot analyse {name}:** the upload was removed (the page keeps the files of its last "
-                    f"{self.keep_analyses} analyses, for {self.keep_hours:g} hours at most): upload it again", *NOTHING)
+                    f"{self.keep_analyses} analyses, for {self.keep_hours:g} hours at most): upload it again",
+                    *NO_OUTPUTS)
         os.makedirs(os.path.join(self.workdir, "analyses"), exist_ok=True)
         folder = tempfile.mkdtemp(dir=os.path.join(self.workdir, "analyses"))
-        self.kept.append(Kept(folder, video, time.time()))
+        self.kept.append(KeptAnalysis(folder, video, time.time()))
         try:
-            overrides = self._length_limit(video)
+            info, overrides = self._probe_within_length_limit(video)
             progress(0.0, desc="loading the model")
             analyzer = self.analyzer(label)
             output_dir = os.path.join(folder, "outputs")
-            result = analyzer.analyze(video, output_dir, progress=_PageProgress(progress), **overrides)
-        except AnalysisError as error:
-            message = str(error).replace(f"{video}: ", "").replace(video, name)  # the upload's name, not its path
-            return (f"**Cannot analyse {name}:** {message}", *NOTHING)
+            result = analyzer.analyze(video, output_dir, progress=_PageProgress(progress), info=info, **overrides)
+        except AnalysisError as error:  # its reason, which does not name the upload's path
+            return (f"**Cannot analyse {name}:** {error.reason}", *NO_OUTPUTS)
         summary = result.summary
         video_out = os.path.join(output_dir, "annotated.mp4")
         return (self._status(name, summary, overrides), os.path.join(output_dir, "timeline.png"), track_table(summary),
@@ -153,32 +152,35 @@ class VideoAnalyses:
                     if os.path.dirname(record.upload) != self.upload_dir:
                         os.rmdir(os.path.dirname(record.upload))  # gradio's folder of the upload, when empty
 
-    def _length_limit(self, video):
-        """Refuse a video longer than max_video_seconds; one whose header gives no length is cut there."""
+    def _probe_within_length_limit(self, video):
+        """(the video's VideoInfo, Options overrides): a video longer than max_video_seconds is refused; one whose
+        header gives no length is cut there."""
         try:
             info = probe_video(video)
         except VideoError as error:
-            raise AnalysisError(str(error), EXIT_BAD_VIDEO) from error
+            raise UnreadableVideo(error.reason, error.path) from error
         seconds = info.duration or (info.frame_count / info.fps if info.frame_count and info.fps else 0)
         if not seconds:
-            return dict(max_seconds=self.max_video_seconds)
+            return info, dict(max_seconds=self.max_video_seconds)
         if seconds > self.max_video_seconds:
-            raise AnalysisError(f"the video lasts {seconds:.0f} s; this page analyses videos of at most "
-                                f"{self.max_video_seconds:g} s (app.py --max_video_seconds)", EXIT_BAD_VIDEO)
-        return {}
+            raise InvalidSettings(f"the video lasts {seconds:.0f} s; this page analyses videos of at most "
+                                  f"{self.max_video_seconds:g} s (app.py --max_video_seconds)")
+        return info, {}
 
     @staticmethod
     def _status(name, summary, overrides):
-        policy, model = summary["window_policy"], summary["model"]
-        lines = [f"**{name}**: {len(summary['tracks'])} face track(s), {summary['windows']} windows over "
-                 f"{summary['duration_s']:.1f} s of video, analysed in {summary['seconds']:.1f} s.",
-                 f"Model {model['model']}, classes {', '.join(summary['class_names'])}; windows of "
+        policy, model = summary.window_policy, summary.model
+        lines = [f"**{name}**: {len(summary.tracks)} face track(s), {summary.windows} windows over "
+                 f"{summary.duration_s:.1f} s of video, analysed in {summary.seconds:.1f} s.",
+                 f"Model {model['model']}, classes {', '.join(summary.class_names)}; windows of "
                  f"{policy['num_frames']} crops {policy['sample_step']:.3f} s apart every {policy['stride']:.2f} s."]
-        if "warning" in summary:
-            lines.insert(0, f"**Warning:** {summary['warning'].replace(summary['video'], name)}.")
-        if "repeated_frames" in summary:
-            lines.append(f"Note: {summary['repeated_frames']['windows']} windows repeat frames: "
-                         f"{summary['repeated_frames']['why']}.")
+        if not summary.complete:  # the warning says where the video broke off
+            lines.insert(0, f"**Warning:** {summary.warning}.")
+        elif not summary.tracks:
+            lines.insert(0, f"**Warning:** no face found in {name}.")
+        if summary.repeated_frames:
+            lines.append(f"Note: {summary.repeated_frames['windows']} windows repeat frames: "
+                         f"{summary.repeated_frames['why']}.")
         if "max_seconds" in overrides:
             lines.append(f"The file does not say how long it is: only its first {overrides['max_seconds']:g} s "
                          "were analysed.")
@@ -187,9 +189,9 @@ class VideoAnalyses:
 
 def track_table(summary):
     """The per-track rows the page shows: times, windows, dominant emotion, share of windows per class in %."""
-    names = summary["class_names"]
+    names = summary.class_names
     rows = [[t["track"], t["start_s"], t["end_s"], t["windows"], t.get("dominant_emotion", ""),
              *(round(100 * float(t["class_shares"][n]), 1) if "class_shares" in t else "" for n in names)]
-            for t in summary["tracks"]]
+            for t in summary.tracks]
     return dict(headers=["track", "start (s)", "end (s)", "windows", "dominant emotion", *(f"{n} %" for n in names)],
                 data=rows)
