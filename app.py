@@ -19,7 +19,7 @@ import tempfile
 from datasets.build import ALIASES, DATASETS
 from inference import AnalysisError
 from models import DEFAULT_LANDMARK_WEIGHTS
-from predict import EXIT_CODES
+from predict import exit_code
 from webapp.analysis import VideoAnalyses, find_models
 
 DEMO_CHECKPOINT = "output/demo/checkpoint.pth"
@@ -73,7 +73,7 @@ def main(argv=None):
         analyses.analyzer(models[0].label)  # a checkpoint that cannot be loaded stops the app here
     except AnalysisError as error:
         print(f"error: {error}", file=sys.stderr)
-        return EXIT_CODES[type(error)]
+        return exit_code(error)
     # read when gradio is imported: uploads go to the work folder, whose analyses gradio then serves without
     # copying them, and nothing is reported to gradio's servers
     os.environ["GRADIO_TEMP_DIR"] = workdir

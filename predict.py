@@ -29,6 +29,11 @@ EXIT_CODES = {inference.InvalidSettings: 2, inference.UnreadableVideo: 3, infere
               inference.DetectorUnavailable: 5, inference.OutOfGPUMemory: 7}  # of each error (the docstring above)
 
 
+def exit_code(error: AnalysisError) -> int:
+    """The documented exit code of an analysis error (of its kind in EXIT_CODES)."""
+    return next(code for kind, code in EXIT_CODES.items() if isinstance(error, kind))
+
+
 def get_args_parser():
     p = argparse.ArgumentParser(description="S2D emotion timeline of a video or a corpus")
     inputs = p.add_mutually_exclusive_group(required=True)
@@ -149,7 +154,7 @@ def run(argv=None):
         return analyze_one(args) if args.video else analyze_many(args)
     except AnalysisError as error:
         print(f"error: {error}", file=sys.stderr)
-        return EXIT_CODES[type(error)]
+        return exit_code(error)
     except KeyboardInterrupt:
         print("interrupted: nothing half-written is left", file=sys.stderr)
         return EXIT_INTERRUPTED
