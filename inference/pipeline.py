@@ -26,6 +26,7 @@ import torch
 from utils.device import DeviceError, choose_device
 from utils.files import write_json_atomically
 from utils.progress import ProgressLogger
+from utils.stop import stop_point
 
 from .align import face_crop
 from .decode import VideoError, VideoReader, probe_video
@@ -196,6 +197,7 @@ class Analyzer:
         os.chmod(staging, 0o777 & ~umask)  # mkdtemp's folder is private; the outputs get the usual permissions
         try:
             summary = _Run(self, options, policy, info, staging, progress).run()
+            stop_point()
             _commit(staging, output_dir)
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)
@@ -230,31 +232,40 @@ _DONE = object()
 
 
 def _prefetch(iterable, depth, stop):
-    """Run `iterable` in a worker thread, `depth` items ahead; re-raise its exception here."""
+    """Run `iterable` in a worker thread, `depth` items ahead; re-raise its exception here. The worker is joined
+    before this generator ends (it must not outlive the work: at exit it would be inside C++ code); `stop` tells it
+    that no more items are wanted, and `iterable` should check it between its slow steps."""
     items = queue.Queue(maxsize=depth)
+
+    def hand_over(item):
+        while not stop.is_set():
+            try:
+                items.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                pass
+        return False
 
     def work():
         try:
             for item in iterable:
-                while not stop.is_set():
-                    try:
-                        items.put(item, timeout=0.1)
-                        break
-                    except queue.Full:
-                        pass
-                if stop.is_set():
+                if not hand_over(item):
                     return
-            items.put(_DONE)
+            hand_over(_DONE)
         except BaseException as error:  # handed to the consumer
-            items.put(error)
+            hand_over(error)
 
     worker = threading.Thread(target=work, daemon=True, name="decode-detect")
     worker.start()
-    while (item := items.get()) is not _DONE:
-        if isinstance(item, BaseException):
-            raise item
-        yield item
-    worker.join()
+    try:
+        while (item := items.get()) is not _DONE:
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+            stop_point()
+    finally:
+        stop.set()
+        worker.join()
 
 
 class _Run:
@@ -270,6 +281,7 @@ class _Run:
         self.schedule = DetectionSchedule(0 if analyzer.detector_name == "none" else options.detect_interval)
         self.track_windows, self.spans, self.serial_to_id = {}, {}, {}
         self.fitting_batch, self.repeating_windows = options.batch_size, 0
+        self.abandoned = threading.Event()  # set when the frame loop's consumer has gone (an error, a stop)
 
     def run(self):
         out, options, info = self.staging, self.options, self.info
@@ -281,17 +293,15 @@ class _Run:
         model = self.analyzer.model
         features = FeatureWriter(os.path.join(out, "features.npy"), model.feature_dim) if options.features else None
         writer = PredictionWriter(os.path.join(out, "predictions.csv"), self.class_names, options.smooth, features)
-        stop = threading.Event()
         start = time.time()
         try:
             with open(os.path.join(out, "boxes.bin"), "wb") as boxes:
-                for batch in _prefetch(self._window_batches(boxes), 2, stop):
+                for batch in _prefetch(self._window_batches(boxes), 2, self.abandoned):
                     for window, p, feature in zip(batch, *self._classify([w.crops for w in batch])):
                         window.feature = feature
                         writer.add(window, p)
                         self.repeating_windows += window.repeated > 0
         finally:
-            stop.set()
             writer.close()
         elapsed = time.time() - start
         reader = self.reader
@@ -376,6 +386,8 @@ class _Run:
         interpolated = InterpolatedBoxes()
         for frame, next_time in with_next_times(progress.log_every(self._reported(self.reader, "frames", total),
                                                                    total)):
+            if self.abandoned.is_set():
+                return
             if not self.schedule.wants(frame.time, next_time, self.track_windows.values()):
                 interpolated.skip(frame)
                 continue

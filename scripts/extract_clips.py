@@ -50,6 +50,7 @@ from utils.device import DeviceError, choose_device
 from utils.distributed import barrier, get_rank, get_world_size, init_distributed_mode, is_distributed
 from utils.files import write_csv_atomically, write_json_atomically, write_text_atomically
 from utils.progress import ProgressLogger
+from utils.stop import EXIT_STOPPED, stop_on_signals
 
 SETTINGS_FILE = "extraction.json"
 CLIP_COLUMNS = ("clip", "video", "start_s", "end_s", "label", "group", "frames", "seconds", "face_tracks")
@@ -549,7 +550,11 @@ def parse_args(argv=None):
 def main(argv=None):
     args = parse_args(argv)
     try:
-        return run(args)
+        with stop_on_signals():  # Ctrl-C or SIGTERM: honoured between frames; a clip folder appears only complete
+            return run(args)
+    except KeyboardInterrupt:
+        print("interrupted: nothing half-written is left", file=sys.stderr)
+        return EXIT_STOPPED
     except ExtractionError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
