@@ -111,7 +111,7 @@ def catches_sigterm(pid):
     return bool(caught >> (signal.SIGTERM - 1) & 1)
 
 
-def wait_until(condition, process, seconds=120):
+def wait_until(condition, process, seconds=600):
     deadline = time.time() + seconds
     while not condition() and process.poll() is None and time.time() < deadline:
         time.sleep(0.005)
