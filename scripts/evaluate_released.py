@@ -149,6 +149,7 @@ def write_tables(output_root, oversampled):
                 measured[(data_set, fold)] = result
     rows = comparison_rows(measured, oversampled)
     table = markdown_table(rows, oversampled)
+    os.makedirs(output_root, exist_ok=True)
     write_text_atomically(os.path.join(output_root, f"published_vs_measured{suffix}.md"), table)
     write_csv_atomically(os.path.join(output_root, f"published_vs_measured{suffix}.csv"), COLUMNS, rows)
     return table
