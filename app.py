@@ -12,7 +12,6 @@ import argparse
 import atexit
 import os
 import shutil
-import signal
 import sys
 import tempfile
 
@@ -20,6 +19,7 @@ from datasets.build import ALIASES, DATASETS
 from inference import AnalysisError
 from models import DEFAULT_LANDMARK_WEIGHTS
 from predict import exit_code
+from utils.stop import EXIT_STOPPED, stop_on_signals, wait_for_stop
 from webapp.analysis import VideoAnalyses, find_models
 
 DEMO_CHECKPOINT = "output/demo/checkpoint.pth"
@@ -66,7 +66,6 @@ def main(argv=None):
     models = find_models(args.checkpoint, DEMO_CHECKPOINT, "ckpts")
     workdir = tempfile.mkdtemp(prefix="s2d-app-")
     atexit.register(shutil.rmtree, workdir, ignore_errors=True)
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # a stop by a service manager also removes workdir
     analyses = VideoAnalyses(models, workdir, args.landmark_weights, args.device, args.data_set,
                              args.max_video_seconds, args.keep_analyses, args.keep_hours, upload_dir=workdir)
     try:
@@ -82,14 +81,19 @@ def main(argv=None):
 
     sample = SAMPLE_VIDEO if os.path.isfile(SAMPLE_VIDEO) else None
     page = build_page(analyses, models[0].label, sample, MAKE_SAMPLE, args.keep_hours)
-    try:
-        page.launch(server_name=args.host, server_port=args.port, max_file_size=f"{args.max_upload_mb}mb",
-                    allowed_paths=[os.path.abspath(sample)] if sample else None)
-    except OSError:
-        print(f"error: cannot serve on {args.host}:{args.port} (the port is in use, or the address is not one of "
-              "this machine's): choose another --port or --host", file=sys.stderr)
-        return 2
-    return 0
+    with stop_on_signals():  # Ctrl-C or SIGTERM (a service manager): an analysis under way stops between frames
+        try:
+            page.launch(server_name=args.host, server_port=args.port, max_file_size=f"{args.max_upload_mb}mb",
+                        allowed_paths=[os.path.abspath(sample)] if sample else None, prevent_thread_lock=True)
+        except OSError:
+            print(f"error: cannot serve on {args.host}:{args.port} (the port is in use, or the address is not one "
+                  "of this machine's): choose another --port or --host", file=sys.stderr)
+            return 2
+        wait_for_stop()
+        page.close()
+        analyses.wait_idle()  # no analysis thread may outlive the app: at exit it could be inside C++ code
+    print("stopped: the work folder is removed", file=sys.stderr)
+    return EXIT_STOPPED
 
 
 if __name__ == "__main__":

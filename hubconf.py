@@ -17,12 +17,10 @@ arguments of inference.Analyzer (`device`, `cpu_int8`, `trust_checkpoint` for a 
 does not resolve, inference.AnalysisError for a checkpoint that cannot be used.
 """
 import os
-import re
 
 dependencies = ["torch", "timm", "einops", "cv2", "huggingface_hub"]
 
 LANDMARK_URL = "https://github.com/MSA-LMC/S2D/raw/main/landmark/mobilefacenet_model_best.pth.tar"
-CHECKPOINT_EXTENSIONS = (".pth", ".pt", ".tar")
 
 
 def dfew(fold=1, analyzer=False, **settings):
@@ -40,29 +38,16 @@ def mafw(fold=1, analyzer=False, **settings):
     return _load("MAFW", fold, analyzer, settings)
 
 
-def _released_file(files, data_set, fold):
-    """The repository path of `data_set`'s checkpoint (of `fold`): a checkpoint file whose path names the data set
-    and, for folds, whose file name holds the fold's number; ValueError when none or several do."""
-    candidates = [f for f in files if f.lower().endswith(CHECKPOINT_EXTENSIONS) and data_set.lower() in f.lower()]
-    if fold is not None:
-        candidates = [f for f in candidates if re.search(rf"(?<!\d){fold}(?!\d)", os.path.basename(f))]
-    if len(candidates) != 1:
-        found = "several: " + ", ".join(candidates) if candidates else "none"
-        raise ValueError(f"{data_set}{'' if fold is None else f' fold {fold}'}: expected one checkpoint in the "
-                         f"repository, found {found}; pass filename= (its files: {', '.join(files)})")
-    return candidates[0]
-
-
 def _load(data_set, fold, analyzer, settings):
     from huggingface_hub import hf_hub_download
 
     from inference import Analyzer
-    from scripts.download_checkpoints import REPO, repo_files
+    from models.released import REPO, released_file, repo_files
 
     revision, cache_dir = settings.pop("revision", None), settings.pop("cache_dir", None)
     if fold is not None and fold not in range(1, 6):
         raise ValueError(f"fold must be 1..5, got {fold!r}")
-    filename = settings.pop("filename", None) or _released_file(repo_files(REPO, revision, cache_dir), data_set, fold)
+    filename = settings.pop("filename", None) or released_file(repo_files(REPO, revision, cache_dir), data_set, fold)
     checkpoint = hf_hub_download(REPO, filename, revision=revision, cache_dir=cache_dir)
     landmark_weights = settings.pop("landmark_weights", None) or _landmark_weights()
     if not analyzer:

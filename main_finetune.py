@@ -64,6 +64,7 @@ from utils.device import DeviceError, choose_device, training_autocast_dtype
 from utils.distributed import barrier, get_rank, get_world_size, init_distributed_mode, is_distributed, is_main_process
 from utils.files import write_csv_atomically, write_text_atomically
 from utils.progress import ProgressLogger, format_duration
+from utils.stop import EXIT_STOPPED, stop_on_signals
 
 VAL_METRICS = ["acc1", "acc5", "war", "uar", "weighted_f1", "micro_f1", "macro_f1"]
 
@@ -659,7 +660,11 @@ def main(args):
 if __name__ == "__main__":
     cli_args = get_args_parser().parse_args()
     try:
-        main(cli_args)
+        with stop_on_signals():  # Ctrl-C or SIGTERM: every process stops before its next step or batch
+            main(cli_args)
+    except KeyboardInterrupt:
+        print("interrupted: the checkpoints written are those of the epochs finished before", file=sys.stderr)
+        sys.exit(EXIT_STOPPED)
     except NonFiniteLossError as error:
         sys.exit(f"error: {error}")
     except TooManyBadClipsError as error:  # maybe re-raised from a DataLoader worker, with its traceback

@@ -12,7 +12,6 @@ detector cannot be built, 6 the video broke off mid-stream (outputs cover the pa
 where), 7 out of GPU memory on a single window, 130 interrupted by Ctrl-C or SIGTERM (nothing half-written).
 """
 import argparse
-import signal
 import sys
 
 import inference
@@ -23,8 +22,9 @@ from inference.face_flags import add_face_arguments, detector_name
 from models import DEFAULT_LANDMARK_WEIGHTS
 from utils.device import DeviceError, choose_device
 from utils.distributed import local_device, torchrun_ranks
+from utils.stop import EXIT_STOPPED, stop_on_signals
 
-EXIT_CORPUS_FAILURES, EXIT_PARTIAL, EXIT_INTERRUPTED = 1, 6, 130
+EXIT_CORPUS_FAILURES, EXIT_PARTIAL = 1, 6
 EXIT_CODES = {inference.InvalidSettings: 2, inference.UnreadableVideo: 3, inference.UnusableCheckpoint: 4,
               inference.DetectorUnavailable: 5, inference.OutOfGPUMemory: 7}  # of each error (the docstring above)
 
@@ -143,23 +143,17 @@ def analyze_many(args):
     return 0
 
 
-def _interrupt(signum, frame):
-    raise KeyboardInterrupt
-
-
 def run(argv=None):
     args = get_args_parser().parse_args(argv)
-    previous = signal.signal(signal.SIGTERM, _interrupt)  # a stop (kill, torchrun, a scheduler) as Ctrl-C
     try:
-        return analyze_one(args) if args.video else analyze_many(args)
+        with stop_on_signals():  # Ctrl-C, or SIGTERM (kill, torchrun, a scheduler): honoured at safe points
+            return analyze_one(args) if args.video else analyze_many(args)
     except AnalysisError as error:
         print(f"error: {error}", file=sys.stderr)
         return exit_code(error)
     except KeyboardInterrupt:
         print("interrupted: nothing half-written is left", file=sys.stderr)
-        return EXIT_INTERRUPTED
-    finally:
-        signal.signal(signal.SIGTERM, previous)
+        return EXIT_STOPPED
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Reproduce the paper's video results: DFEW (5 folds), FERV39K, MAFW (5 folds).
-# Set OVERSAMPLE=1 for the "w/ oversampling" column. See README.md for data and checkpoints.
+# Set OVERSAMPLE=1 for the "w/ oversampling" column; EVAL=1 evaluates the released checkpoints with the published
+# protocol instead, and prints the paper's table beside the measured one. See README.md for data and checkpoints.
 set -euo pipefail
 cd "$(dirname "$0")"
 # every recipe's inputs are checked before the first run starts; each names what it misses

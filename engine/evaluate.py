@@ -1,7 +1,7 @@
 """Validation (one center view per clip) and the final multi-view test, both gathered over processes."""
 import torch
 
-from utils.distributed import all_gather_objects
+from utils.distributed import all_gather_objects, stop_point_of_all
 
 from .metrics import ViewRecord, classification_metrics, mean_view_loss, merge_views
 
@@ -30,6 +30,7 @@ def predict_views(model, landmark, loader, device, amp_dtype=None, keep_features
     records, features = [], []
     batches = progress.log_every(loader, len(loader), samples_per_step=loader.batch_size) if progress else loader
     for batch in batches:
+        stop_point_of_all()
         videos, labels, clip_ids = batch[0].to(device, non_blocking=True), batch[1].tolist(), batch[2]
         with autocast:
             logits, feats = model(videos, landmark(videos))

@@ -4,6 +4,8 @@ import math
 
 import torch
 
+from utils.distributed import stop_point_of_all
+
 from .sdl import sdl_active
 
 
@@ -42,6 +44,7 @@ def train_one_epoch(model, landmark, criterion, loader, optimizer, device, epoch
         step = data_iter_step // update_freq
         if step >= steps_per_epoch:
             break
+        stop_point_of_all()  # a stop ends the epoch here, before the step, on every process
         global_step = epoch * steps_per_epoch + step
         is_update_step = (data_iter_step + 1) % update_freq == 0
         if data_iter_step % update_freq == 0:

@@ -33,6 +33,7 @@ from utils.files import (
     write_json_atomically,
 )
 from utils.progress import format_duration
+from utils.stop import stop_point
 
 from .decode import probe_video
 from .pipeline import AnalysisError, InvalidSettings
@@ -158,8 +159,8 @@ def _merge(output_dir, rank, videos, rows):
 
 def analyze_corpus(analyzer, videos, output_dir, overwrite=False, stream=None, rank=0, world_size=1) -> CorpusResult:
     """Analyse process `rank`'s share of `videos` into `output_dir`. Any exception while analysing a video makes
-    it `failed` (a one-line reason naming the exception's type) and the corpus goes on; only KeyboardInterrupt
-    (Ctrl-C, and SIGTERM as predict.py maps it) and SystemExit stop it."""
+    it `failed` (a one-line reason naming the exception's type) and the corpus goes on; only a stop (utils.stop's
+    Stopped, or KeyboardInterrupt) and SystemExit end it."""
     stream = stream or sys.stderr
     mine = shares(videos, world_size)[rank]
     died = _prepare(output_dir, analyzer.settings_record(), overwrite, [output_name(videos[i]) for i in mine])
@@ -176,6 +177,7 @@ def analyze_corpus(analyzer, videos, output_dir, overwrite=False, stream=None, r
     print(f"[rank {rank}] {len(mine)} of {len(videos)} videos, {frames_total} frames"
           + (f"; {len(retried)} whose process died earlier come last" if retried else ""), file=stream)
     for done, index in enumerate(mine, start=1):
+        stop_point()
         video, name = videos[index], output_name(videos[index])
         folder = os.path.join(output_dir, name)
         summary_path = os.path.join(folder, "summary.json")

@@ -13,6 +13,8 @@ import av
 import cv2
 import numpy as np
 
+from utils.stop import stop_point
+
 
 class VideoError(ValueError):
     """The file `path` cannot be analysed as a video, for `reason`; the message names the file and says why."""
@@ -135,6 +137,7 @@ class VideoReader:
         step = 1 / self.info.fps if self.info.fps else 1 / 30
         try:
             while True:
+                stop_point()
                 index = self.frames_decoded
                 if index % self.every:
                     if not capture.grab():

@@ -23,6 +23,7 @@ from models import DEFAULT_LANDMARK_WEIGHTS
 from utils.device import DeviceError, choose_device
 from utils.files import staged_folder, write_json_atomically
 from utils.progress import ProgressLogger
+from utils.stop import stop_point
 
 from .decode import VideoError, VideoReader, probe_video
 from .detection_schedule import DEFAULT_DETECT_INTERVAL, DetectionSchedule, InterpolatedBoxes
@@ -187,6 +188,7 @@ class Analyzer:
         output_dir = os.path.abspath(output_dir)
         with staged_folder(output_dir, OUTPUT_FILES) as staging:
             summary = _VideoAnalysis(self, options, policy, info, staging, progress).run()
+            stop_point()
         return Result(output_dir, summary)
 
 
@@ -199,31 +201,40 @@ _DONE = object()
 
 
 def _prefetch(iterable, depth, stop):
-    """Run `iterable` in a worker thread, `depth` items ahead; re-raise its exception here."""
+    """Run `iterable` in a worker thread, `depth` items ahead; re-raise its exception here. The worker is joined
+    before this generator ends (it must not outlive the work: at exit it would be inside C++ code); `stop` tells it
+    that no more items are wanted, and `iterable` should check it between its slow steps."""
     items = queue.Queue(maxsize=depth)
+
+    def hand_over(item):
+        while not stop.is_set():
+            try:
+                items.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                pass
+        return False
 
     def work():
         try:
             for item in iterable:
-                while not stop.is_set():
-                    try:
-                        items.put(item, timeout=0.1)
-                        break
-                    except queue.Full:
-                        pass
-                if stop.is_set():
+                if not hand_over(item):
                     return
-            items.put(_DONE)
+            hand_over(_DONE)
         except BaseException as error:  # handed to the consumer
-            items.put(error)
+            hand_over(error)
 
     worker = threading.Thread(target=work, daemon=True, name="decode-detect")
     worker.start()
-    while (item := items.get()) is not _DONE:
-        if isinstance(item, BaseException):
-            raise item
-        yield item
-    worker.join()
+    try:
+        while (item := items.get()) is not _DONE:
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+            stop_point()
+    finally:
+        stop.set()
+        worker.join()
 
 
 class _VideoAnalysis:
@@ -240,6 +251,7 @@ class _VideoAnalysis:
         self.faces = SegmentFaces(self._frames(), analyzer.detector, self.tracker, policy,
                                   self.settings.short_side_size, self.margin, self.schedule)
         self.fitting_batch, self.repeating_windows = options.batch_size, 0
+        self.abandoned = threading.Event()  # set when the frame loop's consumer has gone (an error, a stop)
 
     def run(self):
         out, options, info = self.staging, self.options, self.info
@@ -251,17 +263,15 @@ class _VideoAnalysis:
         model = self.analyzer.model
         features = FeatureWriter(os.path.join(out, "features.npy"), model.feature_dim) if options.features else None
         writer = PredictionWriter(os.path.join(out, "predictions.csv"), self.class_names, options.smooth, features)
-        stop = threading.Event()
         start = time.time()
         try:
             with open(os.path.join(out, "boxes.bin"), "wb") as boxes:
-                for batch in _prefetch(self._window_batches(boxes), 2, stop):
+                for batch in _prefetch(self._window_batches(boxes), 2, self.abandoned):
                     for window, p, feature in zip(batch, *self._classify([w.crops for w in batch])):
                         window.feature = feature
                         writer.add(window, p)
                         self.repeating_windows += window.repeated > 0
         finally:
-            stop.set()
             writer.close()
         elapsed = time.time() - start
         reader = self.reader
@@ -350,6 +360,8 @@ class _VideoAnalysis:
         batch_size, queue_ = self.options.batch_size, []
         interpolated = InterpolatedBoxes()
         for step in self.faces:
+            if self.abandoned.is_set():
+                return
             if step.frame is not None and step.observations is None:
                 interpolated.skip(step.frame)
                 continue

@@ -16,19 +16,11 @@ import os
 import shutil
 import sys
 
-from huggingface_hub import HfApi, constants, snapshot_download
+from huggingface_hub import snapshot_download
 from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError
 
-REPO = "cyinen/S2D"
-
-
-def repo_files(repo, revision, cache_dir):
-    """The repository's file paths; offline, those of the cached snapshot."""
-    if constants.HF_HUB_OFFLINE:
-        snapshot = snapshot_download(repo, revision=revision, cache_dir=cache_dir, local_files_only=True)
-        return sorted(os.path.relpath(os.path.join(folder, name), snapshot)
-                      for folder, _, names in os.walk(snapshot) for name in names)
-    return sorted(HfApi().list_repo_files(repo, revision=revision))
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # run as a file: import models.*
+from models.released import REPO, repo_files  # noqa: E402
 
 
 def link_or_copy(source, target):

@@ -29,6 +29,7 @@ from inference.extraction import ExtractionError, extract_data_set
 from inference.face_flags import add_face_arguments
 from inference.faces import DetectorError
 from utils.distributed import is_distributed
+from utils.stop import EXIT_STOPPED, stop_on_signals
 
 EXIT_BAD_INPUT, EXIT_BAD_DETECTOR = 2, 5  # as predict.py's
 
@@ -80,7 +81,11 @@ def parse_args(argv=None):
 def main(argv=None):
     args = parse_args(argv)
     try:
-        return extract_data_set(args)
+        with stop_on_signals():  # Ctrl-C or SIGTERM: honoured between frames; a clip folder appears only complete
+            return extract_data_set(args)
+    except KeyboardInterrupt:
+        print("interrupted: nothing half-written is left", file=sys.stderr)
+        return EXIT_STOPPED
     except DetectorError as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_BAD_DETECTOR

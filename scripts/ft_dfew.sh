@@ -1,9 +1,14 @@
 #!/usr/bin/env bash
 # DFEW, 5-fold cross-validation: the published recipe (SDL off, mixup and label smoothing at defaults).
 source "$(dirname "$0")/recipe_common.sh"
-DATA_PATH=${DATA_PATH:-data/DFEW/Clip/clip_224x224_16f}
-LABEL_ROOT=${LABEL_ROOT:-data/DFEW/EmoLabel_DataSplit}
+DATA_PATH=${DATA_PATH:-$DATA_ROOT/DFEW/Clip/clip_224x224_16f}
+LABEL_ROOT=${LABEL_ROOT:-$DATA_ROOT/DFEW/EmoLabel_DataSplit}
 FOLDS=${FOLDS:-1 2 3 4 5}
+if [ "$EVAL" = 1 ]; then
+  evaluate_released DFEW "$DATA_PATH" $(for fold in $FOLDS; do
+    echo "$fold=$LABEL_ROOT/test(single-labeled)/test_set_${fold}.csv"
+  done)
+fi
 require_inputs DFEW "$DATA_PATH" $(for fold in $FOLDS; do
   echo "$LABEL_ROOT/train(single-labeled)/train_set_${fold}.csv" "$LABEL_ROOT/test(single-labeled)/test_set_${fold}.csv"
 done)

@@ -3,8 +3,11 @@
 # As published, --sdl_update_freq 100 with 100 epochs never refreshes the SDL queues (epoch % 100 == 0
 # only at epoch 0, before SDL starts at epoch 21); kept for faithfulness.
 source "$(dirname "$0")/recipe_common.sh"
-DATA_PATH=${DATA_PATH:-data/FERV39K/2_ClipsforFaceCrop}
-LABEL_ROOT=${LABEL_ROOT:-data/FERV39K/Annotation}
+DATA_PATH=${DATA_PATH:-$DATA_ROOT/FERV39K/2_ClipsforFaceCrop}
+LABEL_ROOT=${LABEL_ROOT:-$DATA_ROOT/FERV39K/Annotation}
+if [ "$EVAL" = 1 ]; then
+  evaluate_released FERV39K "$DATA_PATH" "all=$LABEL_ROOT/test.csv"
+fi
 require_inputs FERV39K "$DATA_PATH" "$LABEL_ROOT/train.csv" "$LABEL_ROOT/test.csv"
 
 run_fold "$OUTPUT_ROOT/ferv39k/all_$(run_name)" \

@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
 # MAFW (11 classes, PNG frames), 5-fold cross-validation: the published recipe (SDL off).
 source "$(dirname "$0")/recipe_common.sh"
-DATA_PATH=${DATA_PATH:-data/MAFW/data/frames/frames_crop_align_224}
-LABEL_ROOT=${LABEL_ROOT:-data/MAFW/anno/single/no_caption}
+DATA_PATH=${DATA_PATH:-$DATA_ROOT/MAFW/data/frames/frames_crop_align_224}
+LABEL_ROOT=${LABEL_ROOT:-$DATA_ROOT/MAFW/anno/single/no_caption}
 FOLDS=${FOLDS:-1 2 3 4 5}
+if [ "$EVAL" = 1 ]; then
+  evaluate_released MAFW "$DATA_PATH" $(for fold in $FOLDS; do echo "$fold=$LABEL_ROOT/set_${fold}/test.csv"; done)
+fi
 require_inputs MAFW "$DATA_PATH" $(for fold in $FOLDS; do
   echo "$LABEL_ROOT/set_${fold}/train.csv" "$LABEL_ROOT/set_${fold}/test.csv"
 done)

@@ -15,6 +15,12 @@ INPUT_SIZE=${INPUT_SIZE:-224}
 SAMPLING_RATE=${SAMPLING_RATE:-1}
 OVERSAMPLE=${OVERSAMPLE:-0}      # 1: class-balanced oversampling (--use_bds), the "w/ oversampling" column
 OUTPUT_ROOT=${OUTPUT_ROOT:-saved/model/finetuning}
+DATA_ROOT=${DATA_ROOT:-data}     # the data sets' default folders are under it
+CKPTS_DIR=${CKPTS_DIR:-ckpts}    # EVAL=1: released checkpoints found here are used, the others come from Hugging Face
+MODEL=${MODEL:-s2d_base_patch16_224}
+NUM_FRAMES=${NUM_FRAMES:-16}
+NUM_WORKERS=${NUM_WORKERS:-8}
+EVAL=${EVAL:-0}                  # 1: evaluate the released checkpoints with the published protocol instead of training
 
 if (( TOTAL_BATCH % NUM_GPUS )); then
   echo "TOTAL_BATCH=$TOTAL_BATCH is not divisible by NUM_GPUS=$NUM_GPUS" >&2
@@ -23,7 +29,7 @@ fi
 BATCH_SIZE=$(( TOTAL_BATCH / NUM_GPUS ))
 
 COMMON_FLAGS=(
-  --model s2d_base_patch16_224
+  --model "$MODEL"
   --finetune "$PRETRAINED"
   --landmark_weights "$LANDMARK_WEIGHTS"
   --batch_size "$BATCH_SIZE"
@@ -31,7 +37,7 @@ COMMON_FLAGS=(
   --input_size "$INPUT_SIZE"
   --short_side_size "$INPUT_SIZE"
   --save_ckpt_freq 1000
-  --num_frames 16
+  --num_frames "$NUM_FRAMES"
   --sampling_rate "$SAMPLING_RATE"
   --opt adamw
   --lr "$LR"
@@ -41,7 +47,7 @@ COMMON_FLAGS=(
   --dist_eval
   --test_num_segment 2
   --test_num_crop 2
-  --num_workers 8
+  --num_workers "$NUM_WORKERS"
   --K 2
   --qs 16
 )
@@ -70,6 +76,22 @@ $LANDMARK_WEIGHTS (LANDMARK_WEIGHTS): landmark/mobilefacenet_model_best.pth.tar 
   if [ "${CHECK_ONLY:-0}" = 1 ]; then
     exit 0
   fi
+}
+
+# evaluate_released DATA_SET DATA_PATH FOLD=TEST_LABEL_FILE...: EVAL=1, the released checkpoints evaluated with the
+# recipe's protocol (scripts/evaluate_released.py; CHECK_ONLY=1: name what is missing, then exit); ends the script.
+evaluate_released() {
+  local data_set=$1 data_path=$2 label
+  shift 2
+  local flags=(--data_set "$data_set" --data_path "$data_path" --output_root "$OUTPUT_ROOT/released"
+    --ckpts_dir "$CKPTS_DIR" --landmark_weights "$LANDMARK_WEIGHTS" --nproc "$NUM_GPUS" --batch_size "$BATCH_SIZE" --model "$MODEL"
+    --input_size "$INPUT_SIZE" --num_frames "$NUM_FRAMES" --sampling_rate "$SAMPLING_RATE" --num_workers "$NUM_WORKERS")
+  for label in "$@"; do
+    flags+=(--test_label "$label")
+  done
+  [ "$OVERSAMPLE" = 1 ] && flags+=(--oversample)
+  [ "${CHECK_ONLY:-0}" = 1 ] && flags+=(--check_only)
+  exec "$PYTHON" scripts/evaluate_released.py "${flags[@]}"
 }
 
 # run_fold OUTPUT_DIR FLAGS...: one training run (skipped when it already finished) with torchrun on NUM_GPUS.

@@ -206,9 +206,11 @@ def signal_after_a_new_video(signal_number, command, output_dir):
     `signal_number`."""
     before = len(finished_folders(output_dir))
     process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    deadline = time.time() + 120
-    while time.time() < deadline and (len(finished_folders(output_dir)) == before
-                                      or not list(output_dir.glob(".running-*"))):
+    deadline = time.time() + 900  # a signal on time-out would stop the run before any video (a loaded machine)
+    while len(finished_folders(output_dir)) == before or not list(output_dir.glob(".running-*")):
+        if time.time() > deadline or process.poll() is not None:
+            process.kill()
+            pytest.fail(f"no new video finished and the next begun ({process.wait()}): {process.stderr.read()[-2000:]}")
         time.sleep(0.01)
     process.send_signal(signal_number)
     return process.wait(), process.stderr.read()

@@ -81,17 +81,30 @@ def test_training_writes_logs_predictions_and_checkpoints(data, trained):
     assert not list(output_dir.glob("*.tmp*")), "temporary checkpoint files left behind"
 
 
-def kill_after_first_epoch(args, output_dir):
-    """Start main_finetune.py and SIGKILL it once its first epoch is logged, before its end."""
+def kill_after_first_epoch(args, output_dir, signal_number=signal.SIGKILL):
+    """Start main_finetune.py and send it `signal_number` once its first epoch is logged, before its end; returns
+    its exit code and stderr."""
     process = subprocess.Popen([sys.executable, "main_finetune.py", *args], cwd=ROOT,
-                               env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                               env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 300
     while not ((output_dir / "log.txt").exists() and (output_dir / "log.txt").read_text().strip()):
         assert process.poll() is None and time.time() < deadline, "run ended before its first epoch was logged"
         time.sleep(0.05)
-    process.send_signal(signal.SIGKILL)
-    process.wait()
+    process.send_signal(signal_number)
+    code, err = process.wait(), process.stderr.read()
     assert len(read_log(output_dir)) < EPOCHS, "the run was not interrupted before its end"
+    return code, err
+
+
+def test_a_stopped_run_saves_nothing_partial(data, tmp_path):
+    """SIGTERM in the second epoch: the run stops before its next step, exit 130, and the checkpoints are those of
+    the epochs logged."""
+    output_dir = tmp_path / "stopped"
+    code, err = kill_after_first_epoch(tiny_args(data, output_dir), output_dir, signal.SIGTERM)
+    assert code == 130 and "Traceback" not in err and err.strip().splitlines()[-1].startswith("interrupted")
+    logged = [entry["epoch"] for entry in read_log(output_dir)]
+    assert torch.load(output_dir / "checkpoint.pth", weights_only=False)["epoch"] == logged[-1]
+    assert not list(output_dir.glob("*.tmp*")) and not list(output_dir.glob("pred*.csv"))
 
 
 @pytest.mark.slow

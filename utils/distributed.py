@@ -4,6 +4,8 @@ import os
 import torch
 import torch.distributed as dist
 
+from .stop import Stopped, requested, stop_point
+
 
 def init_distributed_mode(args) -> None:
     """Join the torchrun (env://) process group when launched by torchrun; otherwise run as one process."""
@@ -70,3 +72,12 @@ def all_reduce_mean(value: float) -> float:
     tensor = torch.tensor([value], dtype=torch.float64, device=device)
     dist.all_reduce(tensor)
     return tensor.item() / get_world_size()
+
+
+def stop_point_of_all() -> None:
+    """utils.stop's safe point agreed by every process (a collective: each calls it at the same step), so that all
+    stop at the same step and none is left waiting in a collective."""
+    if not is_distributed():
+        stop_point()
+    elif all_reduce_mean(float(requested())) > 0:
+        raise Stopped("stopped on request")

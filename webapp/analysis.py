@@ -7,11 +7,13 @@ import glob
 import os
 import shutil
 import tempfile
+import threading
 import time
 from dataclasses import dataclass
 
 from inference import AnalysisError, Analyzer, InvalidSettings, Options, UnreadableVideo
 from inference.decode import VideoError, probe_video
+from utils.stop import Stopped
 
 PROGRESS_EVERY = 25  # frames between updates of the page's progress bar
 PHASES = {"frames": "analysing the video", "annotated video": "drawing the annotated video"}
@@ -88,6 +90,7 @@ class VideoAnalyses:
         self.upload_dir = os.path.abspath(upload_dir) if upload_dir else None
         self.analyzers = {}  # checkpoint -> Analyzer
         self.kept = []  # KeptAnalysis, oldest first
+        self.running = threading.Lock()  # held by the analysis under way
 
     def describe(self, label):
         return self.models[label].description()
@@ -105,7 +108,19 @@ class VideoAnalyses:
 
     def analyze(self, video, label, progress=_no_progress):
         """(status markdown, timeline.png, table, H.264 video, [predictions.csv, summary.json]) of `video`
-        with the model labelled `label`; on bad input, the message and no outputs."""
+        with the model labelled `label`; on bad input, or when the app is stopping, the message and no outputs."""
+        with self.running:
+            try:
+                return self._analyze(video, label, progress)
+            except Stopped:
+                return ("**Stopped:** the app is shutting down.", *NO_OUTPUTS)
+
+    def wait_idle(self):
+        """Return once no analysis is running."""
+        with self.running:
+            pass
+
+    def _analyze(self, video, label, progress):
         if not video:
             return ("Upload a video first.", *NO_OUTPUTS)
         name = os.path.basename(video)
