@@ -18,6 +18,7 @@ import tempfile
 
 from datasets.build import ALIASES, DATASETS
 from inference import AnalysisError
+from inference.backends import BACKENDS, PRECISIONS
 from webapp.analysis import VideoAnalyses, find_models
 
 DEMO_CHECKPOINT = "output/demo/checkpoint.pth"
@@ -39,6 +40,9 @@ def get_args_parser():
     p.add_argument("--data_set", default=None, choices=sorted(DATASETS) + sorted(ALIASES),
                    help="the class names for checkpoints that store none (the authors' files)")
     p.add_argument("--device", default=None, help="cuda or cpu (default: cuda when available)")
+    p.add_argument("--backend", default="auto", choices=BACKENDS,
+                   help="what runs the model (default auto: the fastest path installed and verified here; predict.py)")
+    p.add_argument("--precision", default="auto", choices=PRECISIONS, help="auto, fp32, bf16 or int8 (predict.py)")
     p.add_argument("--max_upload_mb", default=200, type=int, help="largest upload, in megabytes")
     p.add_argument("--max_video_seconds", default=600, type=float, help="longest video analysed")
     p.add_argument("--keep_analyses", default=5, type=int,
@@ -65,7 +69,8 @@ def main(argv=None):
     atexit.register(shutil.rmtree, workdir, ignore_errors=True)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # a stop by a service manager also removes workdir
     analyses = VideoAnalyses(models, workdir, args.landmark_weights, args.device, args.data_set,
-                             args.max_video_seconds, args.keep_analyses, args.keep_hours, upload_dir=workdir)
+                             args.max_video_seconds, args.keep_analyses, args.keep_hours, upload_dir=workdir,
+                             backend=args.backend, precision=args.precision)
     try:
         analyses.analyzer(models[0].label)  # a checkpoint that cannot be loaded stops the app here
     except AnalysisError as error:
