@@ -1,40 +1,44 @@
-"""Agreement with PyTorch fp32 of every non-fp32 path `auto` can choose (inference/backends.py), on a trained
-tiny video model (fine-tuned from the demo's static checkpoint, as scripts/demo.sh does): top-1 agreement
->= 99% and mean |probability difference| <= 0.01, on 140 drawn test clips and on 100 windows of a real
-photograph (matplotlib's grace_hopper.jpg) moving over a background."""
+"""Agreement with PyTorch fp32 of every non-fp32 path `auto` can choose (inference/backends.py: bf16 on CPUs with
+native bf16; OpenVINO and ONNX Runtime fp32), on a trained tiny video model: top-1 agreement >= 99% and mean
+|probability difference| <= 0.01 (fp32 paths: within 1e-5), on 140 drawn test clips and on 100 windows of a real
+photograph (matplotlib's grace_hopper.jpg) moving over a background. int8 is not among them: on these clips its
+top-1 agreement is 98.6% (docs/BENCHMARKS.md), so `auto` never takes it."""
+import argparse
+
 import cv2
 import numpy as np
 import pytest
+import torch
 
-from datasets.synthetic import render_clip, write_synthetic_dfew
+from datasets.synthetic import render_clip
 from inference.backends import read_cpu
 from inference.model import VideoModel
-from tests.helpers import ROOT, run_main
+from models import build_model, load_checkpoint, save_checkpoint
+from tests.helpers import ROOT
 from tests.videos import PHOTO
 
 FRAMES, SIZE = 4, 64
 MIN_TOP1_AGREEMENT, MAX_MEAN_PROBABILITY_DIFFERENCE = 0.99, 0.01
-NON_FP32_PATHS = [("torch", "int8"), ("onnxruntime", "int8"), ("torch", "bf16"),
-                  pytest.param("openvino", "bf16", marks=pytest.mark.skipif(
-                      not read_cpu().native_bf16, reason="OpenVINO computes bf16 only on a CPU with native bf16 "
-                                                         "(AMX or AVX512-BF16); this one has none"))]
+NATIVE_BF16 = pytest.mark.skipif(not read_cpu().native_bf16, reason="OpenVINO computes bf16 only on a CPU with "
+                                                                    "native bf16 (AMX or AVX512-BF16); this has none")
+AUTO_PATHS = [("torch", "bf16"), pytest.param("openvino", "bf16", marks=NATIVE_BF16), ("openvino", "fp32"),
+              ("onnxruntime", "fp32")]
 
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
-    """s2d_tiny_patch8_64 fine-tuned for 3 epochs on 168 drawn clips from the shipped static checkpoint."""
-    root = tmp_path_factory.mktemp("agreement")
-    write_synthetic_dfew(root / "data", clips_per_class=30, num_frames=FRAMES, size=SIZE, folds=1, seed=0)
-    run_main(["--model", "s2d_tiny_patch8_64", "--finetune",
-              str(ROOT / "ckpts" / "demo" / "s2d_image_tiny_patch8_64_synthetic.pth"), "--data_set", "DFEW",
-              "--data_path", str(root / "data" / "clips"),
-              "--train_label_path", str(root / "data" / "splits" / "train_set_1.csv"),
-              "--test_label_path", str(root / "data" / "splits" / "test_set_1.csv"), "--input_size", str(SIZE),
-              "--short_side_size", str(SIZE), "--num_frames", str(FRAMES), "--batch_size", "8", "--num_sample", "1",
-              "--epochs", "3", "--warmup_epochs", "1", "--lr", "2e-3", "--ban_mixup", "--test_num_segment", "1",
-              "--test_num_crop", "1", "--num_workers", "0", "--device", "cpu", "--landmark_weights", "random",
-              "--output_dir", str(root / "run"), "--no_auto_resume"])
-    return root / "run" / "checkpoint.pth"
+    """s2d_tiny_patch8_64 with the trained weights of the shipped static checkpoint (ckpts/demo: 91% on drawn still
+    faces), its classifier as the video head (the frames' class tokens averaged, then classified), the temporal
+    adapters at their initialisation: no video-stage training, which takes minutes on 2 CPU cores."""
+    torch.manual_seed(0)  # the temporal adapters' initialisation
+    model = build_model("s2d_tiny_patch8_64", num_classes=7, num_frames=FRAMES)
+    static = load_checkpoint(model, ROOT / "ckpts" / "demo" / "s2d_image_tiny_patch8_64_synthetic.pth", "pretrained")
+    state = dict(model.state_dict(), **{"head.fc_cls.weight": static["model"]["head.weight"],
+                                        "head.fc_cls.bias": static["model"]["head.bias"]})
+    path = tmp_path_factory.mktemp("agreement") / "checkpoint.pth"
+    save_checkpoint({"model": state, "epoch": "best", "args": argparse.Namespace(
+        model="s2d_tiny_patch8_64", num_frames=FRAMES, data_set="DFEW", scale_factor=0.25)}, path)
+    return path
 
 
 def drawn_clips(count=140):
@@ -79,12 +83,12 @@ def test_the_trained_model_has_learned_the_drawn_expressions(reference):
     """The comparison is made on a model whose predictions mean something, not on ties of an untrained one."""
     _, expected = reference
     labels = np.arange(140) % 7
-    assert (expected["drawn"].argmax(1) == labels).mean() > 0.4  # chance: 1/7
-    assert np.median(expected["drawn"].max(1)) > 0.3
+    assert (expected["drawn"].argmax(1) == labels).mean() > 0.8  # chance: 1/7
+    assert np.median(expected["drawn"].max(1)) > 0.4
 
 
-@pytest.mark.parametrize("backend,precision", NON_FP32_PATHS)
-def test_non_fp32_paths_agree_with_fp32(trained, reference, backend, precision):
+@pytest.mark.parametrize("backend,precision", AUTO_PATHS)
+def test_paths_auto_can_choose_agree_with_fp32(trained, reference, backend, precision):
     clips, expected = reference
     video_model = VideoModel(trained, "random", "cpu", backend=backend, precision=precision, log=lambda line: None)
     assert (video_model.backend.backend, video_model.backend.precision) == (backend, precision)
@@ -92,5 +96,9 @@ def test_non_fp32_paths_agree_with_fp32(trained, reference, backend, precision):
         got = probabilities(video_model, clip_set)
         top1 = (got.argmax(1) == expected[name].argmax(1)).mean()
         mean_difference = np.abs(got - expected[name]).mean()
+        print(f"{backend} {precision} on {name}: top-1 agreement {100 * top1:.1f}%, mean |dprob| {mean_difference:.2g}")
         assert top1 >= MIN_TOP1_AGREEMENT, f"{backend} {precision} on {name}: top-1 agreement {top1:.3f}"
-        assert 0 < mean_difference <= MAX_MEAN_PROBABILITY_DIFFERENCE, f"{name}: {mean_difference:.2g}"
+        if precision == "fp32":
+            assert np.abs(got - expected[name]).max() <= 1e-5
+        else:
+            assert 0 < mean_difference <= MAX_MEAN_PROBABILITY_DIFFERENCE, f"{name}: {mean_difference:.2g}"

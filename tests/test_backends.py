@@ -131,11 +131,11 @@ def test_auto_tries_bf16_first_only_with_native_bf16(cpu):
     assert all(verify for *_, verify in paths[:-1])  # every path before PyTorch fp32 must pass its check
 
 
-def test_auto_without_native_bf16_never_tries_bf16_and_checks_int8_first():
-    paths, _ = candidates("auto", "auto", AVX2, lambda b: True)
-    assert paths == [("torch", "int8", True), ("onnxruntime", "int8", True), ("torch", "fp32", False)]
-    assert candidates("auto", "auto", AVX2, lambda b: b == "torch")[0] == [("torch", "int8", True),
-                                                                          ("torch", "fp32", False)]
+def test_auto_never_tries_int8_nor_bf16_without_native_bf16():
+    assert candidates("auto", "auto", AVX2, lambda b: True)[0] == [("torch", "fp32", False)]
+    for cpu in (AVX2, AMX):
+        assert not any(p == "int8" for _, p, _ in candidates("auto", "auto", cpu, lambda b: True)[0])
+    assert candidates("onnxruntime", "auto", AMX, lambda b: True)[0] == [("onnxruntime", "fp32", False)]
 
 
 def test_an_explicit_precision_or_backend_narrows_the_choice():
@@ -145,14 +145,13 @@ def test_an_explicit_precision_or_backend_narrows_the_choice():
     openvino_paths, _ = candidates("openvino", "auto", AMX, lambda b: True)
     assert openvino_paths == [("openvino", "bf16", True), ("openvino", "fp32", False)]
     assert candidates("openvino", "auto", AVX2, lambda b: True)[0] == [("openvino", "fp32", False)]
-    assert candidates("onnxruntime", "auto", AVX2, lambda b: True)[0] == [("onnxruntime", "int8", True),
-                                                                         ("onnxruntime", "fp32", False)]
+    assert candidates("onnxruntime", "auto", AVX2, lambda b: True)[0] == [("onnxruntime", "fp32", False)]
 
 
 def test_missing_packages_fall_back_to_pytorch_with_one_line(checkpoint, monkeypatch):
     monkeypatch.setattr(backends, "installed", lambda backend: backend == "torch")
     monkeypatch.setattr(backends, "read_cpu", lambda: AVX2)
-    monkeypatch.setitem(backends.FASTEST_FIRST, "no_bf16", (("openvino", "fp32"), ("onnxruntime", "int8"),
+    monkeypatch.setitem(backends.FASTEST_FIRST, "no_bf16", (("openvino", "fp32"), ("onnxruntime", "fp32"),
                                                             ("torch", "fp32")))
     lines = []
     video_model = VideoModel(checkpoint, "random", "cpu", log=lines.append)
