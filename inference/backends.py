@@ -125,9 +125,9 @@ def candidates(backend: str, precision: str, cpu: Cpu, is_installed=None) -> tup
     because they are not installed. An explicit backend and precision is taken as asked; an explicit precision
     alone, the fastest installed backend that runs it; `auto` precision, the fastest paths down to the fp32 of
     the backend (PyTorch under `auto`), bf16 only with native bf16, each but that fp32 only once verified.
-    `auto` precision never takes int8: its top-1 agreement with fp32 on the trained tiny model's drawn test clips
-    is 98.6% (PyTorch's and ONNX Runtime's), below the 99% required (docs/BENCHMARKS.md); --precision int8 asks
-    for it."""
+    `auto` precision never takes int8: its top-1 agreement with fp32 on windows of a real photograph is 95%
+    (PyTorch) and 98% (ONNX Runtime) with the trained tiny model, below the 99% required (docs/BENCHMARKS.md);
+    --precision int8 asks for it."""
     if backend != "auto" and precision != "auto":
         return [(backend, precision, False)], []
     is_installed = is_installed or installed

@@ -1,8 +1,8 @@
 """Agreement with PyTorch fp32 of every non-fp32 path `auto` can choose (inference/backends.py: bf16 on CPUs with
 native bf16; OpenVINO and ONNX Runtime fp32), on a trained tiny video model: top-1 agreement >= 99% and mean
 |probability difference| <= 0.01 (fp32 paths: within 1e-5), on 140 drawn test clips and on 100 windows of a real
-photograph (matplotlib's grace_hopper.jpg) moving over a background. int8 is not among them: on these clips its
-top-1 agreement is 98.6% (docs/BENCHMARKS.md), so `auto` never takes it."""
+photograph (matplotlib's grace_hopper.jpg) moving over a background. int8 is not among them: on the photo windows its
+top-1 agreement is 95-98% (docs/BENCHMARKS.md), so `auto` never takes it."""
 import argparse
 
 import cv2
