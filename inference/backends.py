@@ -314,7 +314,8 @@ def load_backend(video_model, backend="auto", precision="auto", cache_dir=None, 
         elif precision != "auto":
             reason = f"auto: the fastest installed backend for {p}"
         else:
-            reason = "auto: no faster path installed and verified" if len(paths) > 1 or missing else "auto"
+            reason = ("auto: no faster path installed and verified" if len(paths) > 1 or missing
+                      else "auto: the fastest path listed for this kind of CPU")
         if p == "bf16" and not cpu.native_bf16:
             notes.append("this CPU has no native bf16 (AMX or AVX512-BF16): bf16 is emulated, slower than fp32")
             log(f"warning: {notes[-1]}")
