@@ -17,6 +17,7 @@ import tempfile
 
 from datasets.build import ALIASES, DATASETS
 from inference import AnalysisError
+from inference.backends import BACKENDS, PRECISIONS
 from models import DEFAULT_LANDMARK_WEIGHTS
 from predict import exit_code
 from utils.stop import EXIT_STOPPED, stop_on_signals, wait_for_stop
@@ -42,6 +43,9 @@ def get_args_parser():
                    help="the class names and window policy for checkpoints that store no data set name (the "
                         "authors' files store theirs)")
     p.add_argument("--device", default=None, help="cuda or cpu (default: cuda when available)")
+    p.add_argument("--backend", default="auto", choices=BACKENDS,
+                   help="what runs the model (default auto: the fastest path installed and verified here; predict.py)")
+    p.add_argument("--precision", default="auto", choices=PRECISIONS, help="auto, fp32, bf16 or int8 (predict.py)")
     p.add_argument("--max_upload_mb", default=200, type=int, help="largest upload, in megabytes")
     p.add_argument("--max_video_seconds", default=600, type=float, help="longest video analysed")
     p.add_argument("--keep_analyses", default=5, type=int,
@@ -67,7 +71,8 @@ def main(argv=None):
     workdir = tempfile.mkdtemp(prefix="s2d-app-")
     atexit.register(shutil.rmtree, workdir, ignore_errors=True)
     analyses = VideoAnalyses(models, workdir, args.landmark_weights, args.device, args.data_set,
-                             args.max_video_seconds, args.keep_analyses, args.keep_hours, upload_dir=workdir)
+                             args.max_video_seconds, args.keep_analyses, args.keep_hours, upload_dir=workdir,
+                             backend=args.backend, precision=args.precision)
     try:
         analyses.analyzer(models[0].label)  # a checkpoint that cannot be loaded stops the app here
     except AnalysisError as error:

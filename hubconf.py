@@ -4,6 +4,8 @@ scripts/download_checkpoints.py fetches from), each returned ready to use.
     model = torch.hub.load("path/to/this/clone", "dfew", source="local", fold=1)   # inference.model.VideoModel
     model.class_names, model.transform, model.landmark                            # what it needs is included
     probabilities, features = model.classify_and_embed([crops])                   # crops: (T, S, S, 3) RGB uint8
+    model = torch.hub.load("path/to/this/clone", "dfew", source="local", backend="openvino", precision="fp32")
+    model.backend                                  # what runs the model and why (inference.backends.Choice)
     analyzer = torch.hub.load("path/to/this/clone", "mafw", source="local", fold=3, analyzer=True)
     analyzer.analyze("interview.mp4", "output/interview")                         # inference.Analyzer
 
@@ -12,9 +14,10 @@ and crops the faces of raw videos, instead of the model alone), `filename` (the 
 repository, when the fold's name is ambiguous), `revision`, `cache_dir` (the Hugging Face cache; with
 HF_HUB_OFFLINE=1 only the cache is used), `landmark_weights` (default: ckpts/mobilefacenet_model_best.pth.tar of
 this clone, else downloaded once from the original S2D repository into torch.hub's folder), and the other
-arguments of inference.Analyzer (`device`, `cpu_int8`, `trust_checkpoint` for a file holding more than tensors,
-`detector`, `options`, ...; docs/PREDICT.md). Errors are one-line exceptions: ValueError for a file name that
-does not resolve, inference.AnalysisError for a checkpoint that cannot be used.
+arguments of inference.Analyzer (`device`, `backend` and `precision` as predict.py's --backend and --precision,
+`cpu_int8`, `trust_checkpoint` for a file holding more than tensors, `detector`, `options`, ...; docs/PREDICT.md).
+Errors are one-line exceptions: ValueError for a file name that does not resolve, inference.AnalysisError for a
+checkpoint that cannot be used.
 """
 import os
 

@@ -17,6 +17,7 @@ import sys
 import inference
 from datasets.build import ALIASES, DATASETS
 from inference import AnalysisError, Analyzer, Options
+from inference.backends import BACKENDS, PRECISIONS, needs_cpu
 from inference.corpus import analyze_corpus, collect_videos
 from inference.face_flags import add_face_arguments, detector_name
 from models import DEFAULT_LANDMARK_WEIGHTS
@@ -79,8 +80,17 @@ def get_args_parser():
     g.add_argument("--max_seconds", default=None, type=float, help="only the first seconds of the video")
     g.add_argument("--batch_size", default=defaults.batch_size, type=int, help="windows per forward pass")
     g.add_argument("--device", default=None, help="cuda or cpu (default: cuda when available); bf16 on cuda")
+    g.add_argument("--backend", default="auto", choices=BACKENDS,
+                   help="what runs the model: auto (default: on a GPU PyTorch; on the CPU the fastest path installed "
+                        "and verified here, docs/PREDICT.md), torch, openvino or onnxruntime (CPU only)")
+    g.add_argument("--precision", default="auto", choices=PRECISIONS,
+                   help="auto (default), fp32, bf16 (fast with native bf16: AMX or AVX512-BF16) or int8 (CPU only); "
+                        "summary.json records what ran and why")
+    g.add_argument("--backend_cache", default=None,
+                   help="folder of the exported and compiled models (default: $S2D_CACHE, else ~/.cache/s2d)")
     g.add_argument("--cpu_int8", action="store_true",
-                   help="CPU only: run the Linear layers in int8 (faster, small differences; see docs/BENCHMARKS.md)")
+                   help="CPU only: run the Linear layers in int8 (faster, small differences; see docs/BENCHMARKS.md); "
+                        "the same as --backend torch --precision int8")
     g.add_argument("--no_speedups", action="store_true",
                    help="the reference computation, without the speed-ups that give the same outputs (for checking)")
     g.add_argument("--no_video", action="store_true", help="do not write annotated.mp4")
@@ -106,7 +116,8 @@ def build_analyzer(args):
                     detector=detector_name(args), detector_model=args.detector_model,
                     min_face=args.min_face, model=args.model, data_set=args.data_set, num_frames=args.num_frames,
                     input_size=args.input_size, short_side_size=args.short_side_size, options=options_from(args),
-                    speedups=not args.no_speedups)
+                    speedups=not args.no_speedups, backend=args.backend, precision=args.precision,
+                    backend_cache=args.backend_cache)
 
 
 def analyze_one(args):
@@ -122,7 +133,7 @@ def analyze_many(args):
     """Analyse this process's share of args.videos (one share per torchrun process); returns the exit code."""
     videos = collect_videos(args.videos)
     try:
-        args.device = choose_device(args.device, cpu_only=args.cpu_int8)
+        args.device = choose_device(args.device, cpu_only=args.cpu_int8 or needs_cpu(args.backend, args.precision))
     except DeviceError as error:
         raise inference.InvalidSettings(str(error)) from error
     rank, world_size, local_rank = torchrun_ranks()  # one process per GPU, without a process group

@@ -5,6 +5,7 @@ factor on a laptop-sized video, with random-weight models.
     python benchmarks/benchmark_predict.py --model s2d_base_patch16_224 --minutes 1 --cpu_int8
     python benchmarks/benchmark_predict.py --model s2d_tiny_patch8_112 --minutes 0.5 --corpus 8 --nproc 1 2
     python benchmarks/benchmark_predict.py --realtime 20
+    python benchmarks/benchmark_predict.py --backends --repeats 2 --realtime 10 --cases "fp32 (torch)" "auto (defaults)"
 
 Writes a video per length in which a real face (matplotlib's sample photograph grace_hopper.jpg) drifts
 back and forth and changes size (320x240 by default, 25 fps), a random-weight checkpoint per model (16 frames, DFEW:
@@ -17,11 +18,19 @@ torchrun sets), printing videos per hour and video frames per second of the whol
 
 With --realtime SECONDS: one 640x360 24 fps video of that length in which the face moves over a textured
 background (`write_realtime_video`), analysed with S2D base (or --model) by predict.py --no_video in a fresh
-process per case: fp32 as before this release (every frame detected, `--detect_interval 0 --no_speedups`), fp32
-with every frame detected, fp32 as now (the defaults), and `--cpu_int8` with every frame detected and as now.
+process per case (--cases picks some): fp32 PyTorch as before (every frame detected, `--detect_interval 0
+--no_speedups`), fp32 PyTorch with every frame detected, fp32 PyTorch as now (`--backend torch --precision fp32`),
+`--cpu_int8` with every frame detected and as now, and the defaults (`--backend auto`: the path
+inference/backends.py picks on this CPU).
 Prints per case the wall time of the analysis (decoding to predictions.csv: summary.json's `seconds`; model
 loading excluded), video frames per second, the real-time factor (video seconds per wall second), the frames
 detected, and the speed relative to the first case.
+
+With --backends: the model alone (S2D with its landmark network, --model, default S2D base, random weights) on
+one 16-frame window, for every backend x precision installed here (bf16 only on a CPU with native bf16), timed
+in --repeats alternating rounds (best of each); its agreement with PyTorch fp32 on --windows drawn faces (largest
+logit difference, top-1 agreement, mean probability difference); the model-alone real-time factor (DFEW policy:
+a window every 1.5 s of video, so 1.5 / seconds per window); the CPU's name and flags. Printed as a Markdown table.
 """
 import argparse
 import collections
@@ -46,13 +55,18 @@ from models import build_model, save_checkpoint
 ROOT = Path(__file__).resolve().parents[1]
 FPS = 25
 PHOTO = cv2.imread(str(cbook.get_sample_data("grace_hopper.jpg", asfileobj=False)))
+TORCH_FP32 = ("--backend", "torch", "--precision", "fp32")
 REALTIME_CASES = (  # (name, predict.py flags)
-    ("fp32, every frame, no speed-ups (before)", ("--detect_interval", "0", "--no_speedups")),
-    ("fp32, every frame", ("--detect_interval", "0")),
-    ("fp32 (defaults)", ()),
+    ("fp32, every frame, no speed-ups (before)", (*TORCH_FP32, "--detect_interval", "0", "--no_speedups")),
+    ("fp32, every frame", (*TORCH_FP32, "--detect_interval", "0")),
+    ("fp32 (torch)", TORCH_FP32),
     ("int8, every frame", ("--cpu_int8", "--detect_interval", "0")),
     ("int8 (--cpu_int8)", ("--cpu_int8",)),
+    ("auto (defaults)", ()),
 )
+BACKEND_PATHS = (("torch", "fp32"), ("torch", "int8"), ("torch", "bf16"), ("onnxruntime", "fp32"),
+                 ("onnxruntime", "int8"), ("openvino", "fp32"), ("openvino", "bf16"))
+CPU_FLAGS = ("avx2", "fma", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_bf16", "amx_int8")
 
 
 def face_placement(index, height):
@@ -187,18 +201,70 @@ def run_corpus(folder, checkpoint, output_dir, device, nproc):
     return time.time() - start
 
 
-def run_realtime(seconds, models, device, tmp):
+def run_backends(name, repeats, windows, tmp):
+    """The --backends table: a result per backend x precision, then a Markdown table."""
+    from inference.backends import BackendLoader, agreement, check_clips, installed, read_cpu
+    from inference.model import VideoModel
+    from inference.windows import window_policy
+
+    random_checkpoint(tmp / f"{name}.pth", name)
+    video_model = VideoModel(tmp / f"{name}.pth", "random", "cpu", backend="torch", precision="fp32")
+    cpu = read_cpu()
+    loader = BackendLoader(video_model, str(tmp / "cache"), cpu, print)
+    paths = [(b, p) for b, p in BACKEND_PATHS if installed(b) and (p != "bf16" or cpu.native_bf16)]
+    runners, setup = {}, {}
+    for path in paths:
+        start = time.perf_counter()
+        runners[path] = loader.runner(*path)
+        setup[path] = time.perf_counter() - start
+    inputs = check_clips(video_model, windows)
+    reference = runners["torch", "fp32"](inputs)
+    agreements = {path: agreement(reference, runner(inputs)) for path, runner in runners.items()}
+    window = inputs[:1]
+    times = {path: [] for path in paths}
+    for _ in range(repeats):  # alternating: every path sees the same spells of a shared machine
+        for path, runner in runners.items():
+            start = time.perf_counter()
+            runner(window)
+            times[path].append(time.perf_counter() - start)
+    stride = window_policy("DFEW", video_model.settings.num_frames).stride
+    fp32 = min(times["torch", "fp32"])
+    results = [dict(model=name, backend=b, precision=p, seconds_per_window=round(min(times[b, p]), 3),
+                    all_seconds=[round(t, 3) for t in times[b, p]], setup_seconds=round(setup[b, p], 1),
+                    speed_up=round(fp32 / min(times[b, p]), 2),
+                    model_realtime_factor=round(stride / min(times[b, p]), 3),
+                    **agreements[b, p], cpu=cpu.name, cpu_flags=[f for f in CPU_FLAGS if f in cpu.flags],
+                    torch_threads=torch.get_num_threads(), load_average_after=os.getloadavg()[0]) for b, p in paths]
+    for result in results:
+        print(json.dumps(result), flush=True)
+    print(f"\nCPU: {cpu.name or platform.processor()}; flags: {', '.join(results[0]['cpu_flags']) or 'none of note'}"
+          f"; native bf16: {'yes' if cpu.native_bf16 else 'no'}; torch threads {torch.get_num_threads()}; "
+          f"{name}, 1 x {video_model.settings.num_frames} frames, best of {repeats}\n")
+    print(f"| backend | precision | s per window | vs torch fp32 | model real-time factor | max abs logit difference | "
+          f"top-1 agreement ({windows} windows) | mean abs prob. difference | set-up s |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for r in results:
+        print(f"| {r['backend']} | {r['precision']} | {r['seconds_per_window']:.2f} | {r['speed_up']:.2f}x | "
+              f"{r['model_realtime_factor']:.2f} | {r['max_logit_difference']:.1e} | "
+              f"{100 * r['top1_agreement']:.0f}% | {r['mean_probability_difference']:.1e} | {r['setup_seconds']:.0f} |")
+    return results
+
+
+def run_realtime(seconds, models, device, tmp, cases=None):
     """The --realtime cases on one video: a result per case, printed as it comes, then a Markdown table."""
     write_realtime_video(tmp / "realtime.mp4", seconds)
     results = []
     for name in models:
         random_checkpoint(tmp / f"{name}.pth", name)
         for case, flags in REALTIME_CASES:
+            if cases and case not in cases:
+                continue
             load = os.getloadavg()[0]
             summary, peak_rss = run_predict(tmp / "realtime.mp4", tmp / f"{name}.pth", tmp / f"{name}-{len(results)}",
                                             device, ("--no_video", *flags), tmp / "clock.json")
             video_seconds = summary["frames_decoded"] / summary["container"]["fps"]
             results.append(dict(model=name, case=case, flags=" ".join(flags), size="640x360", fps=24,
+                                backend=summary["backend"],
                                 frames=summary["frames_decoded"], frames_detected=summary["frames_detected"],
                                 windows=summary["windows"], seconds=summary["seconds"],
                                 video_frames_per_second=summary["video_frames_per_second"],
@@ -207,11 +273,13 @@ def run_realtime(seconds, models, device, tmp):
                                 peak_rss_mib=round(peak_rss, 1), load_average_before=load,
                                 torch_threads=torch.get_num_threads(), machine=platform.processor()))
             print(json.dumps(results[-1]), flush=True)
-    print("\n| model | case | wall s | frames/s | real-time factor | frames detected | frames/s vs first case |")
-    print("|---|---|---|---|---|---|---|")
+    print("\n| model | case | ran on | wall s | frames/s | real-time factor | frames detected | "
+          "frames/s vs first case |")
+    print("|---|---|---|---|---|---|---|---|")
     for r in results:
         first = next(f for f in results if f["model"] == r["model"])
-        print(f"| {r['model']} | {r['case']} | {r['seconds']:.1f} | {r['video_frames_per_second']:.2f} | "
+        print(f"| {r['model']} | {r['case']} | {r['backend']['backend']} {r['backend']['precision']} | "
+              f"{r['seconds']:.1f} | {r['video_frames_per_second']:.2f} | "
               f"{r['realtime_factor']:.2f} | {r['frames_detected']} of {r['frames']} | "
               f"{r['video_frames_per_second'] / first['video_frames_per_second']:.2f}x |")
     stages = ("decode", "detect", "track", "crop", "model", "outputs", "analysis")
@@ -274,12 +342,22 @@ def main():
     parser.add_argument("--nproc", nargs="+", type=int, default=[1, 2], help="process counts for --corpus")
     parser.add_argument("--realtime", type=float, default=0,
                         help="seconds: the real-time factor cases on a 640x360 24 fps video this long (see above)")
+    parser.add_argument("--cases", nargs="+", choices=[name for name, _ in REALTIME_CASES], default=None,
+                        help="--realtime: only these cases (default: all)")
+    parser.add_argument("--backends", action="store_true",
+                        help="the model alone on every backend x precision installed here (see above)")
+    parser.add_argument("--repeats", type=int, default=3, help="--backends: alternating timing rounds")
+    parser.add_argument("--windows", type=int, default=4, help="--backends: drawn faces for the agreement")
     parser.add_argument("--json", default=None, help="also write the results here")
     args = parser.parse_args()
+    results = []
     with tempfile.TemporaryDirectory() as tmp:
+        if args.backends:
+            results += run_backends((args.model or ["s2d_base_patch16_224"])[0], args.repeats, args.windows, Path(tmp))
         if args.realtime:
-            results = run_realtime(args.realtime, args.model or ["s2d_base_patch16_224"], args.device, Path(tmp))
-        else:
+            results += run_realtime(args.realtime, args.model or ["s2d_base_patch16_224"], args.device, Path(tmp),
+                                    args.cases)
+        elif not args.backends:
             results = run_lengths_and_corpus(args, Path(tmp))
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2) + "\n")

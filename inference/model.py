@@ -10,8 +10,9 @@ from datasets.build import ALIASES, DATASETS, default_class_names
 from datasets.transforms import ClipEvalTransform
 from models import MODEL_CONFIGS, build_model_and_landmark, is_image_model, read_checkpoint
 from models.fast_paths import EQUAL_SPEEDUPS, prepare_for_speed
-from models.quantize import quantize_int8
 from utils.device import inference_autocast_dtype
+
+from .backends import load_backend, with_cpu_int8
 
 DEFAULT_MODEL = "s2d_base_patch16_224"
 
@@ -90,11 +91,13 @@ def class_names_for(path, data_set, num_classes, stored_names=None):
 
 
 class VideoModel:
-    """S2D and its landmark network on `device` (autocast on CUDA: bf16, or fp16 on GPUs without bf16; optional
-    int8 on the CPU). `speedups`: models.fast_paths.EQUAL_SPEEDUPS (same outputs, faster); off for checking."""
+    """S2D and its landmark network on `device` (autocast on CUDA: bf16, or fp16 on GPUs without bf16; on the CPU
+    the `backend` and `precision` of inference/backends.py, `cpu_int8` standing for PyTorch int8). `speedups`:
+    models.fast_paths.EQUAL_SPEEDUPS (same outputs, faster); off for checking. `log`: where the backend choice
+    reports what it does (exports, verification, fallbacks)."""
 
     def __init__(self, checkpoint_path, landmark_weights, device="cpu", cpu_int8=False, trust=False, speedups=True,
-                 **overrides):
+                 backend="auto", precision="auto", cache_dir=None, log=print, **overrides):
         self.path, self.device = str(checkpoint_path), torch.device(device)  # a str: summary.json records it
         try:
             checkpoint = read_checkpoint(checkpoint_path, trust=trust)
@@ -109,12 +112,12 @@ class VideoModel:
             raise CheckpointError(str(error)) from error
         model, landmark = model.eval().to(self.device), landmark.to(self.device)
         self.feature_dim = model.embed_dim
-        self.model = quantize_int8(model) if cpu_int8 else model
-        prepare_for_speed(self.model, landmark, channels_last=self.device.type == "cuda",
-                          speedups=EQUAL_SPEEDUPS if speedups else ())
+        self.speedups = EQUAL_SPEEDUPS if speedups else ()
+        prepare_for_speed(model, landmark, channels_last=self.device.type == "cuda", speedups=self.speedups)
         self.amp_dtype = inference_autocast_dtype(self.device)
-        self.landmark = landmark
+        self.model, self.landmark, self.landmark_weights = model, landmark, landmark_weights  # fp32
         self.transform = ClipEvalTransform(s.input_size, s.short_side_size)
+        self.run, self.backend = load_backend(self, *with_cpu_int8(cpu_int8, backend, precision), cache_dir, log)
 
     def classify(self, clips: list[np.ndarray]) -> np.ndarray:
         """Class probabilities (N, K) of N clips of RGB uint8 crops (T, S, S, 3), S = short_side_size."""
@@ -128,7 +131,5 @@ class VideoModel:
     def classify_and_embed(self, clips: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
         """Class probabilities (N, K) and clip features (N, feature_dim) float32 of N clips: the feature is what
         the head classifies, the frames' final class tokens (after the last norm) averaged over time."""
-        video = self.inputs(clips).to(self.device, non_blocking=True)
-        with torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.amp_dtype is not None):
-            logits, features = self.model(video, self.landmark(video))
-        return logits.float().softmax(dim=-1).cpu().numpy(), features.float().cpu().numpy()
+        logits, features = self.run(self.inputs(clips).to(self.device, non_blocking=True))
+        return logits.softmax(dim=-1).cpu().numpy(), features.cpu().numpy()

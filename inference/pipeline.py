@@ -25,6 +25,7 @@ from utils.files import staged_folder, write_json_atomically
 from utils.progress import ProgressLogger
 from utils.stop import stop_point
 
+from .backends import BackendError, check_request, needs_cpu
 from .decode import VideoError, VideoReader, probe_video
 from .detection_schedule import DEFAULT_DETECT_INTERVAL, DetectionSchedule, InterpolatedBoxes
 from .detectors import build_detector, crop_margin
@@ -133,30 +134,35 @@ class Analyzer:
     def __init__(self, checkpoint, landmark_weights=DEFAULT_LANDMARK_WEIGHTS, device=None,
                  cpu_int8=False, trust_checkpoint=False, detector="mtcnn", detector_model="", min_face=40,
                  model=None, data_set=None, num_frames=None, input_size=None, short_side_size=None,
-                 options=None, stream=None, speedups=True):
+                 options=None, stream=None, speedups=True, backend="auto", precision="auto", backend_cache=None):
         try:
-            device = choose_device(device, cpu_only=cpu_int8)
-        except DeviceError as error:
+            device = choose_device(device, cpu_only=cpu_int8 or needs_cpu(backend, precision))
+            check_request(backend, precision, torch.device(device))
+        except (DeviceError, BackendError) as error:
             raise InvalidSettings(str(error)) from error
         self.options = options or Options()
+        self._stream = stream  # progress and messages; None: sys.stderr at the time of writing
         try:
             self.options.check()
         except ValueError as error:
             raise InvalidSettings(str(error)) from error
         try:
             self.model = VideoModel(checkpoint, landmark_weights, device, cpu_int8, trust_checkpoint, speedups,
+                                    backend, precision, backend_cache, lambda line: print(line, file=self.stream),
                                     model=model, data_set=data_set, num_frames=num_frames, input_size=input_size,
                                     short_side_size=short_side_size)
         except CheckpointError as error:
             raise UnusableCheckpoint(str(error)) from error
+        except BackendError as error:
+            raise InvalidSettings(str(error)) from error
         self.detector_name, self.landmark_weights, self.cpu_int8 = detector, landmark_weights, cpu_int8
+        self.backend_request = dict(backend=backend, precision=precision)  # as asked; summary.json: what ran
         try:
             self.detector = build_detector(detector, detector_model, min_face, device)
         except DetectorError as error:
             raise DetectorUnavailable(str(error)) from error
         except ValueError as error:
             raise InvalidSettings(str(error)) from error
-        self._stream = stream  # progress and messages; None: sys.stderr at the time of writing
 
     @property
     def stream(self):
@@ -166,7 +172,7 @@ class Analyzer:
         """What determines the results (not the device): recorded by corpus runs."""
         return dict(checkpoint=os.path.abspath(self.model.path), landmark_weights=self.landmark_weights,
                     cpu_int8=self.cpu_int8, model=vars(self.model.settings), detector=self.detector_name,
-                    options=asdict(self.options))
+                    options=asdict(self.options), backend=self.backend_request)
 
     def analyze(self, video, output_dir, progress=None, info=None, **overrides) -> Result:
         """Analyse one video into `output_dir` (`overrides`: Options fields for this video only). `progress`, if
@@ -255,11 +261,11 @@ class _VideoAnalysis:
 
     def run(self):
         out, options, info = self.staging, self.options, self.info
-        stream = self.analyzer.stream
+        stream, model_backend = self.analyzer.stream, self.analyzer.model.backend
         print(f"{info.path}: {info.width}x{info.height}, {info.fps:.3f} fps nominal, {info.frame_count or '?'} "
               f"frames; {self.settings.model}, windows of {self.policy.num_frames} crops "
               f"{self.policy.sample_step:.3f} s apart every {self.policy.stride:.2f} s ({self.policy.source}); "
-              f"classes {self.class_names}", file=stream)
+              f"classes {self.class_names}; model on {model_backend.describe()}", file=stream)
         model = self.analyzer.model
         features = FeatureWriter(os.path.join(out, "features.npy"), model.feature_dim) if options.features else None
         writer = PredictionWriter(os.path.join(out, "predictions.csv"), self.class_names, options.smooth, features)
@@ -290,7 +296,8 @@ class _VideoAnalysis:
             dropped_short_tracks=self.tracker.num_dropped, class_names=self.class_names,
             model=dict(checkpoint=self.analyzer.model.path, **vars(self.settings)),
             window_policy=dict(asdict(self.policy), span_seconds=self.policy.span),
-            detector=self.analyzer.detector_name, margin=self.margin, options=asdict(options))
+            detector=self.analyzer.detector_name, margin=self.margin, options=asdict(options),
+            backend=asdict(model_backend))
         if options.write_video:
             summary.annotated_video = dict(codec=video_codec(), frame_times="as decoded")
         if self.fitting_batch < options.batch_size:

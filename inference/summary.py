@@ -24,6 +24,7 @@ class AnalysisSummary:
     detector: str
     margin: float
     options: dict  # inference.Options
+    backend: dict  # what ran the model (backend, precision) and why
     annotated_video: dict | None = None  # its codec, when written
     out_of_memory: str | None = None  # the smaller batches the GPU's memory allowed
     repeated_frames: dict | None = None  # windows whose samples repeat frames, and why

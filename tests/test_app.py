@@ -5,6 +5,7 @@ input, the models it offers, the clean-up that bounds its disk; and the page its
 non-video file, downloads of the newest analysis after older ones were deleted."""
 import contextvars
 import csv
+import json
 import os
 import shutil
 import signal
@@ -73,6 +74,8 @@ def test_handler_returns_the_tracks_table_video_and_downloads(demo_dir, tmp_path
     status, timeline, table, video, downloads = analyses.analyze(str(demo_dir / app.SAMPLE_VIDEO), label, Progress())
     assert "synthetic.mp4**: 1 face track(s)" in status and "s2d_tiny_patch8_64, classes happy, sad, neutral," in status
     assert [Path(p).name for p in downloads] == ["predictions.csv", "summary.json"]
+    ran = json.loads(Path(downloads[1]).read_text())["backend"]
+    assert f"Ran on {ran['backend']} {ran['precision']}: {ran['reason']}." in status
     with open(downloads[0], newline="") as handle:
         rows = list(csv.DictReader(handle))
     probabilities = np.array([[float(r[n]) for n in DFEW_CLASSES] for r in rows])

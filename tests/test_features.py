@@ -41,7 +41,7 @@ def video(tmp_path_factory):
 
 def test_a_row_is_the_model_feature_of_its_window_recomputed_directly(video, checkpoint, tmp_path):
     result = analyze_video(str(video), str(checkpoint), str(tmp_path / "out"), landmark_weights="random",
-                           device="cpu", detector="none",
+                           device="cpu", detector="none", backend="torch", precision="fp32",
                            options=Options(source_fps=FPS, write_video=False, features=True))
     features, rows = np.load(result.features_npy), rows_of(tmp_path / "out")
     assert features.dtype == np.float32 and features.shape == (len(rows), 192) and len(rows) == 5
@@ -69,7 +69,8 @@ def test_rows_follow_predictions_order_across_tracks_and_smoothing(video, checkp
     monkeypatch.setattr(WholeFrame, "__call__",
                         lambda self, frame: Faces.without_landmarks([[0, 0, 32, 64], [32, 0, 32, 64]]))
     flags = ["--video", str(video), "--checkpoint", str(checkpoint), "--landmark_weights", "random", "--device",
-             "cpu", "--no_detect", "--source_fps", str(FPS), "--no_video", "--features"]
+             "cpu", "--no_detect", "--source_fps", str(FPS), "--no_video", "--features", "--backend", "torch",
+             "--precision", "fp32"]
     assert predict.run([*flags, "--output_dir", str(tmp_path / "raw")]) == 0
     assert predict.run([*flags, "--output_dir", str(tmp_path / "smooth"), "--smooth", "3"]) == 0
     raw = {(r["track"], r["first_frame"]): [float(r[n]) for n in DFEW_CLASSES] for r in rows_of(tmp_path / "raw")}

@@ -255,7 +255,8 @@ def test_out_of_gpu_memory_retries_the_batch_in_halves(checkpoint, tmp_path, mon
     window is a one-line error (exit 7) that leaves nothing written."""
     video = tmp_path / "synthetic.mp4"
     write_video(video, ["happy", "surprise"], 6, 64, 8.0, seed=0)
-    flags = ("--no_detect", "--no_video", "--source_fps", "8", "--batch_size", "8")
+    flags = ("--no_detect", "--no_video", "--source_fps", "8", "--batch_size", "8", "--backend", "torch", "--precision",
+             "fp32")  # dynamic int8 quantizes a batch's activations together: results would depend on the batch
     assert run_predict(video, checkpoint, tmp_path / "free", *flags)[0] == 0
     classify, sizes = VideoModel.classify_and_embed, []
 
@@ -303,12 +304,14 @@ def test_cpu_int8_agrees_with_fp32_and_is_cpu_only(checkpoint, tmp_path):
     video = tmp_path / "synthetic.mp4"
     write_video(video, ["happy", "surprise"], 6, 64, 8.0, seed=0)
     flags = ("--no_detect", "--max_seconds", "1.0", "--no_video", "--source_fps", "8")
-    run_predict(video, checkpoint, tmp_path / "fp32", *flags)
+    run_predict(video, checkpoint, tmp_path / "fp32", *flags, "--backend", "torch", "--precision", "fp32")
     run_predict(video, checkpoint, tmp_path / "int8", *flags, "--cpu_int8")
     fp32, int8 = probabilities_of(read_csv(tmp_path / "fp32")[1]), probabilities_of(read_csv(tmp_path / "int8")[1])
     assert fp32.shape == int8.shape == (3, 7)
     assert 0 < np.abs(fp32 - int8).max() < 0.05  # int8 really ran, and stays close to fp32
     code, summary = run_predict(video, checkpoint, tmp_path / "gpu", *flags, "--cpu_int8", "--device", "cuda:0")
+    assert code == 2 and summary is None
+    code, summary = run_predict(video, checkpoint, tmp_path / "both", *flags, "--cpu_int8", "--precision", "fp32")
     assert code == 2 and summary is None
 
 

@@ -83,8 +83,9 @@ class VideoAnalyses:
     a time (the analysis event's concurrency limit is 1)."""
 
     def __init__(self, models, workdir, landmark_weights, device=None, data_set=None, max_video_seconds=600.0,
-                 keep_analyses=5, keep_hours=24.0, upload_dir=None):
+                 keep_analyses=5, keep_hours=24.0, upload_dir=None, backend="auto", precision="auto"):
         self.models = {m.label: m for m in models}
+        self.backend = dict(backend=backend, precision=precision)  # inference/backends.py
         self.workdir, self.landmark_weights, self.device, self.data_set = workdir, landmark_weights, device, data_set
         self.max_video_seconds, self.keep_analyses, self.keep_hours = max_video_seconds, keep_analyses, keep_hours
         self.upload_dir = os.path.abspath(upload_dir) if upload_dir else None
@@ -103,7 +104,8 @@ class VideoAnalyses:
                 settings = dict(landmark_weights="random", detector="none", options=Options(**DEMO_WINDOWS))
             else:
                 settings = dict(landmark_weights=self.landmark_weights, detector="mtcnn", data_set=self.data_set)
-            self.analyzers[model.checkpoint] = Analyzer(model.checkpoint, device=self.device, **settings)
+            self.analyzers[model.checkpoint] = Analyzer(model.checkpoint, device=self.device, **settings,
+                                                        **self.backend)
         return self.analyzers[model.checkpoint]
 
     def analyze(self, video, label, progress=_no_progress):
@@ -188,7 +190,8 @@ class VideoAnalyses:
         lines = [f"**{name}**: {len(summary.tracks)} face track(s), {summary.windows} windows over "
                  f"{summary.duration_s:.1f} s of video, analysed in {summary.seconds:.1f} s.",
                  f"Model {model['model']}, classes {', '.join(summary.class_names)}; windows of "
-                 f"{policy['num_frames']} crops {policy['sample_step']:.3f} s apart every {policy['stride']:.2f} s."]
+                 f"{policy['num_frames']} crops {policy['sample_step']:.3f} s apart every {policy['stride']:.2f} s.",
+                 "Ran on {backend} {precision}: {reason}.".format(**summary.backend)]
         if not summary.complete:  # the warning says where the video broke off
             lines.insert(0, f"**Warning:** {summary.warning}.")
         elif not summary.tracks:
