@@ -1,5 +1,6 @@
 """A web page over the video pipeline (`inference`): upload a video, see each face's emotion timeline, the
-per-face summary and the annotated video, and download predictions.csv and summary.json.
+per-face summary and the annotated video, and download predictions.csv and summary.json; or, in the Live tab,
+see the emotion of each face the browser's camera films, as it films.
 
     python app.py                                  # the demo model: run `bash scripts/demo.sh` first
     python app.py --checkpoint ckpts/<fine-tuned>.pth --landmark_weights ckpts/mobilefacenet_model_best.pth.tar
@@ -22,6 +23,7 @@ from models import DEFAULT_LANDMARK_WEIGHTS
 from predict import exit_code
 from utils.stop import EXIT_STOPPED, stop_on_signals, wait_for_stop
 from webapp.analysis import VideoAnalyses, find_models
+from webapp.live import LiveSessions
 
 DEMO_CHECKPOINT = "output/demo/checkpoint.pth"
 SAMPLE_VIDEO = "output/demo/synthetic.mp4"
@@ -85,7 +87,8 @@ def main(argv=None):
     from webapp.page import build_page
 
     sample = SAMPLE_VIDEO if os.path.isfile(SAMPLE_VIDEO) else None
-    page = build_page(analyses, models[0].label, sample, MAKE_SAMPLE, args.keep_hours)
+    live = LiveSessions(analyses.analyzer)
+    page = build_page(analyses, live, models[0].label, sample, MAKE_SAMPLE, args.keep_hours)
     with stop_on_signals():  # Ctrl-C or SIGTERM (a service manager): an analysis under way stops between frames
         try:
             page.launch(server_name=args.host, server_port=args.port, max_file_size=f"{args.max_upload_mb}mb",
@@ -96,6 +99,7 @@ def main(argv=None):
             return 2
         wait_for_stop()
         page.close()
+        live.stop_all()
         analyses.wait_idle()  # no analysis thread may outlive the app: at exit it could be inside C++ code
     print("stopped: the work folder is removed", file=sys.stderr)
     return EXIT_STOPPED

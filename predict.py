@@ -2,16 +2,21 @@
 command line of `inference`, the video pipeline package).
 
     python predict.py --checkpoint ckpts/<fine-tuned>.pth --video in.mp4 --output_dir out/
+    python predict.py --checkpoint ckpts/<fine-tuned>.pth --stream 0 --output_dir out/live  # camera 0, live
     torchrun --nproc_per_node 4 predict.py --checkpoint ckpts/<fine-tuned>.pth --videos folder/ --output_dir out/
 
 Writes predictions.csv, summary.json, timeline.png and annotated.mp4 (and features.npy with --features) to
---output_dir (--video), or to one folder per video plus index.csv (--videos). Exit codes: 0 done (also when no
-face is found; under torchrun, every process whose share is done), 1 some videos of the corpus failed (one
-process; index.csv says why), 2 bad command-line value, 3 bad video, 4 bad checkpoint or landmark weights, 5 face
-detector cannot be built, 6 the video broke off mid-stream (outputs cover the part before; summary.json says
-where), 7 out of GPU memory on a single window, 130 interrupted by Ctrl-C or SIGTERM (nothing half-written).
+--output_dir (--video), or to one folder per video plus index.csv (--videos); --stream writes a row per reading as
+it comes, then summary.json and timeline.png when the stream ends (docs/PREDICT.md, "Live analysis"). Exit codes:
+0 done (also when no face is found; under torchrun, every process whose share is done), 1 some videos of the corpus
+failed (one process; index.csv says why), 2 bad command-line value, 3 bad video or live source, 4 bad checkpoint
+or landmark weights, 5 face detector cannot be built, 6 the video broke off mid-stream (outputs cover the part
+before; summary.json says where), 7 out of GPU memory on a single window, 130 interrupted by Ctrl-C or SIGTERM
+(nothing half-written; a live stream's outputs then cover what was seen; a live stream that ends or breaks off
+exits 0).
 """
 import argparse
+import json
 import sys
 
 import inference
@@ -41,9 +46,21 @@ def get_args_parser():
     inputs.add_argument("--video", help="one video file (any format OpenCV's FFmpeg reads)")
     inputs.add_argument("--videos", nargs="+", metavar="PATH",
                         help="a corpus: video files, folders (searched recursively) and text files listing videos")
+    inputs.add_argument("--stream", metavar="SOURCE",
+                        help="live: a camera (0, /dev/video0), a stream URL FFmpeg opens (rtsp://, rtmp://, http://, "
+                             "an HLS .m3u8) or, with --realtime, a video file played at its own pace")
     p.add_argument("--checkpoint", required=True, help="fine-tuned checkpoint (the authors' or this project's)")
     p.add_argument("--output_dir", required=True, help="the outputs (--video), or one folder per video (--videos)")
     p.add_argument("--overwrite", action="store_true", help="--videos: redo the videos analysed before")
+
+    g = p.add_argument_group("live (--stream; docs/PREDICT.md, \"Live analysis\")")
+    g.add_argument("--realtime", action="store_true", help="play the --stream file at the pace of its timestamps")
+    g.add_argument("--duration", default=None, type=float, help="stop after this many seconds of the stream")
+    g.add_argument("--jsonl", action="store_true",
+                   help="also write each reading to stdout as one JSON line (track, times, probabilities, latency)")
+    g.add_argument("--save_video", action="store_true",
+                   help="also write recording.mp4: the frames analysed, with each face's box and latest reading "
+                        "(no frame is stored otherwise)")
 
     g = p.add_argument_group("model (default: the checkpoint's stored args, else what its weights say)")
     g.add_argument("--model", default=None, help="default s2d_base_patch16_224")
@@ -154,10 +171,36 @@ def analyze_many(args):
     return 0
 
 
+def analyze_live(args):
+    """Analyse args.stream as it comes, a line per reading (and a JSON line on stdout with --jsonl); returns the exit
+    code: 0 when the stream ended, broke off or reached --duration, EXIT_STOPPED on Ctrl-C or SIGTERM."""
+    live = build_analyzer(args).live(args.stream, args.output_dir, args.realtime, args.duration, args.save_video)
+    try:
+        for reading in live:
+            if args.jsonl:
+                print(json.dumps(reading.to_json()), flush=True)
+            print(f"{reading.end_s:9.2f} s  track {reading.track}: {reading.top_class} "
+                  f"{reading.probabilities[reading.top_class]:.2f} | latency {reading.latency_s:.2f} s, "
+                  f"{reading.dropped} dropped, model {reading.model_windows_per_s:.2f} windows/s", file=sys.stderr)
+    except KeyboardInterrupt:
+        print(f"stopped: the outputs in {args.output_dir} cover what was seen", file=sys.stderr)
+        return EXIT_STOPPED
+    print(f"outputs in {args.output_dir}: predictions.csv, summary.json, timeline.png"
+          + (", recording.mp4" if args.save_video else "") + (", features.npy" if args.features else ""),
+          file=sys.stderr)
+    return 0
+
+
 def run(argv=None):
-    args = get_args_parser().parse_args(argv)
+    parser = get_args_parser()
+    args = parser.parse_args(argv)
+    live_flags = [f"--{name}" for name in ("realtime", "duration", "jsonl", "save_video") if getattr(args, name)]
+    if live_flags and not args.stream:
+        parser.error(f"{', '.join(live_flags)}: for --stream only")
     try:
         with stop_on_signals():  # Ctrl-C, or SIGTERM (kill, torchrun, a scheduler): honoured at safe points
+            if args.stream:
+                return analyze_live(args)
             return analyze_one(args) if args.video else analyze_many(args)
     except AnalysisError as error:
         print(f"error: {error}", file=sys.stderr)

@@ -1,6 +1,7 @@
 """The fine-tuned S2D video model of a checkpoint, with its landmark network, class names and the
 settings it was trained with; classifies batches of windows."""
 import pickle
+import threading
 from argparse import Namespace
 
 import numpy as np
@@ -118,6 +119,7 @@ class VideoModel:
         self.model, self.landmark, self.landmark_weights = model, landmark, landmark_weights  # fp32
         self.transform = ClipEvalTransform(s.input_size, s.short_side_size)
         self.run, self.backend = load_backend(self, *with_cpu_int8(cpu_int8, backend, precision), cache_dir, log)
+        self.running = threading.Lock()  # one forward pass at a time (a live stream and a file may share the model)
 
     def classify(self, clips: list[np.ndarray]) -> np.ndarray:
         """Class probabilities (N, K) of N clips of RGB uint8 crops (T, S, S, 3), S = short_side_size."""
@@ -131,5 +133,7 @@ class VideoModel:
     def classify_and_embed(self, clips: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
         """Class probabilities (N, K) and clip features (N, feature_dim) float32 of N clips: the feature is what
         the head classifies, the frames' final class tokens (after the last norm) averaged over time."""
-        logits, features = self.run(self.inputs(clips).to(self.device, non_blocking=True))
+        inputs = self.inputs(clips).to(self.device, non_blocking=True)
+        with self.running:
+            logits, features = self.run(inputs)
         return logits.softmax(dim=-1).cpu().numpy(), features.cpu().numpy()

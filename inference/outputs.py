@@ -139,13 +139,23 @@ def timeline_and_labels(path, class_names, duration):
 
 
 def plot_timeline(path, timeline, class_names, title):
-    """Per track, each class's probability over time (window centres), one panel per track."""
+    """timeline_figure as a PNG file."""
+    fig = timeline_figure(timeline, class_names, title)
+    import matplotlib.pyplot as plt  # after timeline_figure chose the Agg backend
+    with atomic_output(path) as tmp_path:
+        fig.savefig(tmp_path, dpi=100, format="png")
+    plt.close(fig)
+
+
+def timeline_figure(timeline, class_names, title, width=10):
+    """Per track, each class's probability over time (window centres), one panel per track: a matplotlib figure
+    (the caller closes it). `timeline`: track id -> (times, probabilities (N, K))."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     track_ids = sorted(timeline)
-    fig, axes = plt.subplots(max(len(track_ids), 1), 1, figsize=(10, 2.6 * max(len(track_ids), 1) + 0.6),
+    fig, axes = plt.subplots(max(len(track_ids), 1), 1, figsize=(width, 2.6 * max(len(track_ids), 1) + 0.6),
                              squeeze=False, sharex=True)
     for ax, track_id in zip(axes[:, 0], track_ids):
         times, probabilities = timeline[track_id]
@@ -161,9 +171,7 @@ def plot_timeline(path, timeline, class_names, title):
     axes[-1, 0].set_xlabel("time (s), window centre")
     fig.suptitle(title, fontsize="medium")
     fig.tight_layout()
-    with atomic_output(path) as tmp_path:
-        fig.savefig(tmp_path, dpi=100, format="png")
-    plt.close(fig)
+    return fig
 
 
 def read_box_records(path, chunk=4096):
@@ -188,22 +196,50 @@ def video_codec() -> str:
                   "annotated.mp4 (--no_video skips it)")
 
 
+def draw_face(image, box, track_id, text):
+    """Draw a face's box and `text` (its track and reading) on a BGR `image`, in the track's colour."""
+    colour = BOX_COLOURS[(track_id - 1) % len(BOX_COLOURS)]
+    x, y, w, h = (int(round(v)) for v in box)
+    cv2.rectangle(image, (x, y), (x + w, y + h), colour, 2)
+    cv2.putText(image, text, (x, max(y - 6, 12)), cv2.FONT_HERSHEY_SIMPLEX, 0.5, colour, 1, cv2.LINE_AA)
+
+
+class VideoEncoder:
+    """An mp4 written frame by frame with video_codec(), each frame at its own presentation time (a variable frame
+    rate stays variable). `rate`: the nominal frame rate, a hint for the encoder. The index comes first
+    (faststart), so that a browser plays the file before all of it has arrived; yuv420p, which every browser
+    decodes, needs an even width and height, so an odd last column or row is left out."""
+
+    def __init__(self, path, size, rate=None):
+        self.width, self.height = size[0] // 2 * 2, size[1] // 2 * 2
+        self.container = av.open(str(path), "w", format="mp4", options={"movflags": "+faststart"})
+        self.stream = self.container.add_stream(video_codec(),
+                                                rate=Fraction(rate).limit_denominator(1001) if rate else None)
+        self.stream.width, self.stream.height, self.stream.pix_fmt = self.width, self.height, "yuv420p"
+        self.stream.codec_context.time_base = VIDEO_TIME_BASE
+        if self.stream.codec_context.name == "libx264":
+            self.stream.options = {"preset": "veryfast", "crf": "23"}
+        self.last_pts = -1
+
+    def write(self, image, time):
+        """A BGR frame shown from `time` seconds on (a time not after the previous frame's is moved just after)."""
+        picture = av.VideoFrame.from_ndarray(np.ascontiguousarray(image[:self.height, :self.width]), format="bgr24")
+        self.last_pts = picture.pts = max(round(time / VIDEO_TIME_BASE), self.last_pts + 1)
+        picture.time_base = VIDEO_TIME_BASE
+        self.container.mux(self.stream.encode(picture))
+
+    def close(self):
+        self.container.mux(self.stream.encode())
+        self.container.close()
+
+
 def annotate_video(path, frames, box_records, serial_to_id, labels, class_names, size, every, rate=None):
-    """Encode `frames` (inference.decode.Frame, every frame) once, as an mp4 with video_codec(), each frame at its
-    own presentation time (a variable frame rate stays variable), with each confirmed face's box, track id and the
-    label of the window whose centre is nearest. `box_records` come in frame order; a box is drawn on the frames
-    up to the next processed frame (`every`). `rate`: the nominal frame rate, a hint for the encoder. The index
-    comes first (faststart), so that a browser plays the file before all of it has arrived; yuv420p, which every
-    browser decodes, needs an even width and height, so an odd last column or row is left out."""
-    width, height = size[0] // 2 * 2, size[1] // 2 * 2
+    """Encode `frames` (inference.decode.Frame, every frame) once with a VideoEncoder, with each confirmed face's
+    box, track id and the label of the window whose centre is nearest. `box_records` come in frame order; a box is
+    drawn on the frames up to the next processed frame (`every`)."""
     records, pending, current, shown_frame = iter(box_records), None, {}, -math.inf
-    with av.open(str(path), "w", format="mp4", options={"movflags": "+faststart"}) as container:
-        stream = container.add_stream(video_codec(), rate=Fraction(rate).limit_denominator(1001) if rate else None)
-        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
-        stream.codec_context.time_base = VIDEO_TIME_BASE
-        if stream.codec_context.name == "libx264":
-            stream.options = {"preset": "veryfast", "crf": "23"}
-        last_pts = -1
+    video = VideoEncoder(path, size, rate)
+    try:
         for frame in frames:
             if pending is None:
                 pending = next(records, None)
@@ -222,14 +258,8 @@ def annotate_video(path, frames, box_records, serial_to_id, labels, class_names,
                     continue
                 centres, tops, confidences = labels[track_id]
                 nearest = int(np.argmin(np.abs(centres - frame.time)))
-                colour = BOX_COLOURS[(track_id - 1) % len(BOX_COLOURS)]
-                x, y, w, h = (int(round(v)) for v in box)
-                cv2.rectangle(frame.image, (x, y), (x + w, y + h), colour, 2)
-                text = f"#{track_id} {class_names[tops[nearest]]} {confidences[nearest]:.2f}"
-                cv2.putText(frame.image, text, (x, max(y - 6, 12)), cv2.FONT_HERSHEY_SIMPLEX, 0.5, colour, 1,
-                            cv2.LINE_AA)
-            picture = av.VideoFrame.from_ndarray(np.ascontiguousarray(frame.image[:height, :width]), format="bgr24")
-            last_pts = picture.pts = max(round(frame.time / VIDEO_TIME_BASE), last_pts + 1)
-            picture.time_base = VIDEO_TIME_BASE
-            container.mux(stream.encode(picture))
-        container.mux(stream.encode())
+                draw_face(frame.image, box, track_id,
+                          f"#{track_id} {class_names[tops[nearest]]} {confidences[nearest]:.2f}")
+            video.write(frame.image, frame.time)
+    finally:
+        video.close()

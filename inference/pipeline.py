@@ -30,6 +30,7 @@ from .decode import VideoError, VideoReader, probe_video
 from .detection_schedule import DEFAULT_DETECT_INTERVAL, DetectionSchedule, InterpolatedBoxes
 from .detectors import build_detector, crop_margin
 from .faces import DetectorError
+from .live import LiveAnalysis, LiveSource, NewestFrame, SourceError
 from .model import CheckpointError, VideoModel
 from .outputs import (
     BOX_RECORD,
@@ -179,14 +180,7 @@ class Analyzer:
         given, is called as progress(phase, done, total) after every processed frame of each phase ("frames",
         then "annotated video"; total 0 when the container does not say), from the decoding worker thread.
         `info`: the video's inference.decode.VideoInfo, when the caller has probed it."""
-        options = replace(self.options, **overrides)
-        try:
-            options.check()
-            policy = window_policy(self.model.settings.data_set, self.model.settings.num_frames,
-                                   options.window_seconds, options.source_fps, options.stride_seconds,
-                                   self.model.settings.clip_sampling)
-        except ValueError as error:
-            raise InvalidSettings(str(error)) from error
+        options, policy = self._options_and_policy(overrides)
         try:
             info = info or probe_video(video)
         except VideoError as error:
@@ -196,6 +190,35 @@ class Analyzer:
             summary = _VideoAnalysis(self, options, policy, info, staging, progress).run()
             stop_point()
         return Result(output_dir, summary)
+
+
+    def live(self, source, output_dir=None, realtime=False, duration=None, save_video=False,
+             **overrides) -> LiveAnalysis:
+        """A live analysis of `source`, iterated for its inference.live.LiveReadings as each window is classified:
+        a camera ("0", "/dev/video0"), a stream URL FFmpeg opens (rtsp://, rtmp://, http://, ...), a video file
+        played at its own pace (`realtime`), or an inference.live.NewestFrame the caller puts frames into.
+        `output_dir` (optional) gets predictions.csv row by row, then summary.json and timeline.png when the
+        stream ends, and recording.mp4 with `save_video`; `duration`: seconds of source time to analyse.
+        `overrides`: Options fields for this stream only."""
+        options, policy = self._options_and_policy(overrides)
+        if duration is not None and not duration > 0:
+            raise InvalidSettings(f"duration must be positive, got {duration}")
+        try:
+            source = source if isinstance(source, NewestFrame) else LiveSource.parse(source, realtime)
+            return LiveAnalysis(self, source, output_dir, options, policy, duration, save_video)
+        except SourceError as error:
+            raise UnreadableVideo(str(error)) from error
+
+    def _options_and_policy(self, overrides):
+        """The Options with `overrides`, checked, and the window policy they give with the model's settings."""
+        options = replace(self.options, **overrides)
+        try:
+            options.check()
+            return options, window_policy(self.model.settings.data_set, self.model.settings.num_frames,
+                                          options.window_seconds, options.source_fps, options.stride_seconds,
+                                          self.model.settings.clip_sampling)
+        except ValueError as error:
+            raise InvalidSettings(str(error)) from error
 
 
 def analyze_video(video, checkpoint, output_dir, options=None, **analyzer_settings) -> Result:

@@ -29,6 +29,7 @@ class AnalysisSummary:
     out_of_memory: str | None = None  # the smaller batches the GPU's memory allowed
     repeated_frames: dict | None = None  # windows whose samples repeat frames, and why
     warning: str | None = None  # a video that broke off, or in which no face was found
+    live: dict | None = None  # a live stream's figures: how it ended, frames skipped, windows dropped, latency
 
     def to_json(self) -> dict:
         """The summary.json content: the optional entries only when set."""
