@@ -6,6 +6,7 @@ factor on a laptop-sized video, with random-weight models.
     python benchmarks/benchmark_predict.py --model s2d_tiny_patch8_112 --minutes 0.5 --corpus 8 --nproc 1 2
     python benchmarks/benchmark_predict.py --realtime 20
     python benchmarks/benchmark_predict.py --backends --repeats 2 --realtime 10 --cases "fp32 (torch)" "auto (defaults)"
+    python benchmarks/benchmark_predict.py --live 60
 
 Writes a video per length in which a real face (matplotlib's sample photograph grace_hopper.jpg) drifts
 back and forth and changes size (320x240 by default, 25 fps), a random-weight checkpoint per model (16 frames, DFEW:
@@ -31,6 +32,12 @@ one 16-frame window, for every backend x precision installed here (bf16 only on 
 in --repeats alternating rounds (best of each); its agreement with PyTorch fp32 on --windows drawn faces (largest
 logit difference, top-1 agreement, mean probability difference); the model-alone real-time factor (DFEW policy:
 a window every 1.5 s of video, so 1.5 / seconds per window); the CPU's name and flags. Printed as a Markdown table.
+
+With --live SECONDS: the --realtime video played at its own pace into `predict.py --stream --realtime` (MTCNN,
+DFEW windows: 16 samples over 3 s every 1.5 s), a fresh process per case of LIVE_CASES: S2D tiny, S2D base fp32
+and S2D base int8. Prints per case, from summary.json, the readings, the capture-to-reading latency (mean, max),
+the windows per second the model sustains, the windows dropped (a newer one of the same face was ready) and the
+frames skipped (face tracking was busy).
 """
 import argparse
 import collections
@@ -63,6 +70,11 @@ REALTIME_CASES = (  # (name, predict.py flags)
     ("int8, every frame", ("--cpu_int8", "--detect_interval", "0")),
     ("int8 (--cpu_int8)", ("--cpu_int8",)),
     ("auto (defaults)", ()),
+)
+LIVE_CASES = (  # (name, model, predict.py flags)
+    ("tiny fp32", "s2d_tiny_patch8_112", TORCH_FP32),
+    ("base fp32", "s2d_base_patch16_224", TORCH_FP32),
+    ("base int8", "s2d_base_patch16_224", ("--cpu_int8",)),
 )
 BACKEND_PATHS = (("torch", "fp32"), ("torch", "int8"), ("torch", "bf16"), ("onnxruntime", "fp32"),
                  ("onnxruntime", "int8"), ("openvino", "fp32"), ("openvino", "bf16"))
@@ -293,6 +305,34 @@ def run_realtime(seconds, models, device, tmp, cases=None):
     return results
 
 
+def run_live(seconds, device, tmp):
+    """The LIVE_CASES on one video played at its own pace: a result per case, printed as it comes, then a table."""
+    write_realtime_video(tmp / "live.mp4", seconds)
+    results = []
+    for case, name, flags in LIVE_CASES:
+        if not (tmp / f"{name}.pth").exists():
+            random_checkpoint(tmp / f"{name}.pth", name)
+        output_dir, load = tmp / f"live-{len(results)}", os.getloadavg()[0]
+        command = [sys.executable, str(ROOT / "predict.py"), "--stream", str(tmp / "live.mp4"), "--realtime",
+                   "--checkpoint", str(tmp / f"{name}.pth"), "--output_dir", str(output_dir), "--landmark_weights",
+                   "random", "--device", device, *flags]
+        subprocess.run(command, cwd=ROOT, check=True, stderr=subprocess.DEVNULL)
+        summary = json.loads((output_dir / "summary.json").read_text())
+        live = summary["live"]
+        results.append(dict(case=case, model=name, flags=" ".join(flags), size="640x360", fps=24, seconds=seconds,
+                            backend=summary["backend"], readings=summary["windows"], **live,
+                            load_average_before=load, machine=platform.processor()))
+        print(json.dumps(results[-1]), flush=True)
+    print("\n| case | ran on | readings | latency mean s | latency max s | model windows/s | windows dropped | "
+          "frames skipped |")
+    print("|---|---|---|---|---|---|---|---|")
+    for r in results:
+        print(f"| {r['case']} | {r['backend']['backend']} {r['backend']['precision']} | {r['readings']} | "
+              f"{r['latency_s']['mean']:.2f} | {r['latency_s']['max']:.2f} | {r['model_windows_per_s']:.2f} | "
+              f"{r['windows_dropped']} of {r['windows_cut']} | {r['frames_skipped']} of {r['frames_received']} |")
+    return results
+
+
 def run_lengths_and_corpus(args, tmp):
     """The --minutes and --corpus runs."""
     results = []
@@ -348,16 +388,20 @@ def main():
                         help="the model alone on every backend x precision installed here (see above)")
     parser.add_argument("--repeats", type=int, default=3, help="--backends: alternating timing rounds")
     parser.add_argument("--windows", type=int, default=4, help="--backends: drawn faces for the agreement")
+    parser.add_argument("--live", type=float, default=0,
+                        help="seconds: the live cases on a 640x360 24 fps video this long, played at its pace")
     parser.add_argument("--json", default=None, help="also write the results here")
     args = parser.parse_args()
     results = []
     with tempfile.TemporaryDirectory() as tmp:
         if args.backends:
             results += run_backends((args.model or ["s2d_base_patch16_224"])[0], args.repeats, args.windows, Path(tmp))
+        if args.live:
+            results += run_live(args.live, args.device, Path(tmp))
         if args.realtime:
             results += run_realtime(args.realtime, args.model or ["s2d_base_patch16_224"], args.device, Path(tmp),
                                     args.cases)
-        elif not args.backends:
+        elif not (args.backends or args.live):
             results = run_lengths_and_corpus(args, Path(tmp))
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2) + "\n")

@@ -49,6 +49,7 @@ from .tracking import face_tracker
 NETWORK_SCHEMES = ("rtsp", "rtsps", "rtmp", "rtmps", "http", "https", "udp", "tcp", "srt", "rtp")
 LIVE_OUTPUT_FILES = ("predictions.csv", "summary.json", "timeline.png", "recording.mp4", "features.npy")
 CAPTURE_TIMES_KEPT = 4096  # frames whose capture time is remembered (a window's last frame is far more recent)
+SOURCE_JOIN_SECONDS = 5.0
 WAIT = 0.05  # seconds between two looks at a stop request while waiting for frames or windows
 
 
@@ -204,7 +205,9 @@ class SourceReader:
         return self
 
     def join(self):
-        self.thread.join()
+        """Wait for the reading thread; a camera or stream whose read blocks (unplugged, a silent server) is left to
+        its daemon thread after SOURCE_JOIN_SECONDS, so that the outputs are written all the same."""
+        self.thread.join(SOURCE_JOIN_SECONDS)
 
     def _read(self):
         abandon = self.frames.abandon
