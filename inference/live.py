@@ -271,8 +271,7 @@ class NewestWindows:
                     self.condition.wait(WAIT)
                 if self.waiting:
                     tracks = sorted(self.waiting, key=lambda t: self.waiting[t][0].end)[:limit]
-                    taken = [(*self.waiting.pop(t), self.dropped.pop(t, 0)) for t in tracks]
-                    return taken
+                    return [(*self.waiting.pop(t), self.dropped.pop(t, 0)) for t in tracks]
                 if self.finished:
                     return []
 
@@ -297,6 +296,7 @@ class LiveReading:
 
 @dataclass
 class LatencyRecord:
+    """A live stream's running figures: its readings' latencies and the model's time."""
     readings: int = 0
     total: float = 0.0
     largest: float = 0.0

@@ -9,6 +9,7 @@ NUM_GPUS=${NUM_GPUS:-$("$PYTHON" -c "import torch; print(max(torch.cuda.device_c
 PRETRAINED=${PRETRAINED:-ckpts/pretrain-AffectNet-7.pth}
 LANDMARK_WEIGHTS=${LANDMARK_WEIGHTS:-ckpts/mobilefacenet_model_best.pth.tar}
 TOTAL_BATCH=${TOTAL_BATCH:-16}   # published: 2 GPUs x 8 clips; kept whatever the GPU count, so the lr scaling matches
+EVAL_BATCH=${EVAL_BATCH:-8}      # EVAL=1: clips per GPU and step, the published recipe's (the metrics do not depend on it)
 LR=${LR:-1e-5}
 EPOCHS=${EPOCHS:-100}
 INPUT_SIZE=${INPUT_SIZE:-224}
@@ -84,7 +85,7 @@ evaluate_released() {
   local data_set=$1 data_path=$2 label
   shift 2
   local flags=(--data_set "$data_set" --data_path "$data_path" --output_root "$OUTPUT_ROOT/released"
-    --ckpts_dir "$CKPTS_DIR" --landmark_weights "$LANDMARK_WEIGHTS" --nproc "$NUM_GPUS" --batch_size "$BATCH_SIZE" --model "$MODEL"
+    --ckpts_dir "$CKPTS_DIR" --landmark_weights "$LANDMARK_WEIGHTS" --nproc "$NUM_GPUS" --batch_size "$EVAL_BATCH" --model "$MODEL"
     --input_size "$INPUT_SIZE" --num_frames "$NUM_FRAMES" --sampling_rate "$SAMPLING_RATE" --num_workers "$NUM_WORKERS")
   for label in "$@"; do
     flags+=(--test_label "$label")
