@@ -5,6 +5,7 @@ closed socket end cleanly with the rows so far; a stop and --duration; memory th
 stream's length; the Live tab in headless Chromium fed by its fake camera."""
 import csv
 import http.server
+import itertools
 import json
 import os
 import shutil
@@ -28,6 +29,7 @@ from inference.model import VideoModel
 from tests.helpers import ROOT
 from tests.videos import face_frame, write_cv2_video, write_timed_video
 from utils import stop
+from webapp.live import LiveSessions
 
 FPS, SECONDS, WIDTH, HEIGHT = 10, 8, 160, 120
 WINDOW = ("--window_seconds", "0.9", "--stride_seconds", "0.3")  # 4 samples 0.3 s apart, one every 0.3 s
@@ -205,6 +207,36 @@ def test_api_readings_of_pushed_frames_with_features(checkpoint):
     assert sum(first.probabilities.values()) == pytest.approx(1, abs=1e-4)
     assert first.top_class == max(first.probabilities, key=first.probabilities.get)
     assert len(first.feature) == analyzer.model.feature_dim
+
+
+def test_page_sessions_one_per_model_started_and_stopped(checkpoint):
+    """The Live tab's sessions without a browser: frames count only between Start and Stop, a second visitor of
+    the same model is told it is busy, a reading fills the faces table and the timeline, Stop frees the model."""
+    analyzer = Analyzer(checkpoint, landmark_weights="random", device="cpu", detector="none",
+                        options=Options(window_seconds=0.9, stride_seconds=0.3))
+    sessions = LiveSessions(lambda label: analyzer)
+
+    def camera(i):
+        return cv2.cvtColor(moving_face(i, 64, 64), cv2.COLOR_BGR2RGB)
+
+    assert sessions.frame(camera(0), "model", "ada") == (None, None, None)  # before Start: nothing changes
+    sessions.start("ada")
+    assert "starting" in sessions.frame(camera(0), "model", "ada")[0]
+    sessions.start("bob")
+    assert "another visitor is watching" in sessions.frame(camera(0), "model", "bob")[0]
+    deadline, table = time.time() + 60, None
+    for i in itertools.count(1):
+        status, table, timeline = sessions.frame(camera(i), "model", "ada")
+        if table["data"] or time.time() > deadline:
+            break
+        time.sleep(0.05)
+    assert [row[0] for row in table["data"]] == ["#1"] and table["data"][0][1] in analyzer.model.class_names
+    assert "windows/s" in status and timeline is not None and timeline.ndim == 3
+    assert sessions.stop("ada") == "**Live stopped.**" and sessions.sessions["model"].ended
+    assert sessions.frame(camera(0), "model", "ada") == (None, None, None)  # frames under way after Stop
+    assert "starting" in sessions.frame(camera(0), "model", "bob")[0]  # the model is free for another visitor
+    sessions.stop_all()
+    assert sessions.sessions["model"].ended
 
 
 def pushed_stream_peak_memory(analyzer, seconds, output_dir):
