@@ -161,7 +161,7 @@ def test_a_killed_agent_leaves_the_other_its_share_and_a_rerun_completes(corpus,
     agents = start_agents(corpus_args(root, checkpoint, output_dir), logs, port=rendezvous_store)
     survivor = 1 - killed
     deadline = time.time() + 600
-    while "] video 1/" not in logs[killed].read_text() or "] video 1/" not in logs[survivor].read_text():
+    while "] video 1/" not in logs[killed].read_text():  # at once: the other may start seconds later
         assert time.time() < deadline and all(a.poll() is None for a in agents), logs[killed].read_text()[-3000:]
         time.sleep(0.05)
     kill_node(agents[killed])
