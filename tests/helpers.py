@@ -9,6 +9,7 @@ from pathlib import Path
 
 import torch
 
+from datasets.synthetic import write_synthetic_dfew
 from models import S2D, S2DImage, build_model, save_checkpoint
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -62,6 +63,13 @@ def tiny_checkpoint(path, num_frames=4, data_set="DFEW", num_classes=7, model="s
     args = argparse.Namespace(model=model, num_frames=num_frames, data_set=data_set, scale_factor=0.25)
     save_checkpoint({"model": state, "epoch": "best", **({"args": args} if with_args else {})}, path)
     return path
+
+
+def write_tiny_dfew(root):
+    """The synthetic DFEW that main_finetune.py is run on (5 clips per class of 4 frames at 112 px, one fold) in
+    `root`; returns `root`."""
+    write_synthetic_dfew(root, clips_per_class=5, num_frames=4, size=112, folds=1, seed=0)
+    return root
 
 
 def run_main(args, check=True, launcher=(sys.executable, "main_finetune.py")):

@@ -19,7 +19,7 @@ from datasets.synthetic import write_synthetic_dfew
 from engine import SDL, NonFiniteLossError, classification_metrics, train_one_epoch
 from engine.state import rng_state, set_rng_state
 from models import LandmarkFeatures, build_model
-from tests.helpers import ENV, ROOT, read_log, run_main
+from tests.helpers import ENV, ROOT, read_log, run_main, write_tiny_dfew
 from utils.progress import ProgressLogger
 
 EPOCHS = 2
@@ -27,9 +27,7 @@ EPOCHS = 2
 
 @pytest.fixture(scope="module")
 def data(tmp_path_factory):
-    root = tmp_path_factory.mktemp("synthetic")
-    write_synthetic_dfew(root, clips_per_class=5, num_frames=4, size=112, folds=1, seed=0)
-    return root
+    return write_tiny_dfew(tmp_path_factory.mktemp("synthetic"))
 
 
 def tiny_args(data, output_dir, *extra):
