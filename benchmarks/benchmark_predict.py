@@ -305,11 +305,13 @@ def run_realtime(seconds, models, device, tmp, cases=None):
     return results
 
 
-def run_live(seconds, device, tmp):
+def run_live(seconds, device, tmp, cases=None):
     """The LIVE_CASES on one video played at its own pace: a result per case, printed as it comes, then a table."""
     write_realtime_video(tmp / "live.mp4", seconds)
     results = []
     for case, name, flags in LIVE_CASES:
+        if cases and case not in cases:
+            continue
         if not (tmp / f"{name}.pth").exists():
             random_checkpoint(tmp / f"{name}.pth", name)
         output_dir, load = tmp / f"live-{len(results)}", os.getloadavg()[0]
@@ -382,8 +384,9 @@ def main():
     parser.add_argument("--nproc", nargs="+", type=int, default=[1, 2], help="process counts for --corpus")
     parser.add_argument("--realtime", type=float, default=0,
                         help="seconds: the real-time factor cases on a 640x360 24 fps video this long (see above)")
-    parser.add_argument("--cases", nargs="+", choices=[name for name, _ in REALTIME_CASES], default=None,
-                        help="--realtime: only these cases (default: all)")
+    parser.add_argument("--cases", nargs="+", default=None,
+                        choices=[name for name, _ in REALTIME_CASES] + [name for name, _, _ in LIVE_CASES],
+                        help="--realtime, --live: only these cases (default: all)")
     parser.add_argument("--backends", action="store_true",
                         help="the model alone on every backend x precision installed here (see above)")
     parser.add_argument("--repeats", type=int, default=3, help="--backends: alternating timing rounds")
@@ -397,7 +400,7 @@ def main():
         if args.backends:
             results += run_backends((args.model or ["s2d_base_patch16_224"])[0], args.repeats, args.windows, Path(tmp))
         if args.live:
-            results += run_live(args.live, args.device, Path(tmp))
+            results += run_live(args.live, args.device, Path(tmp), args.cases)
         if args.realtime:
             results += run_realtime(args.realtime, args.model or ["s2d_base_patch16_224"], args.device, Path(tmp),
                                     args.cases)
