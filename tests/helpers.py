@@ -56,10 +56,11 @@ def randomize(model, seed=2):
 
 
 def tiny_checkpoint(path, num_frames=4, data_set="DFEW", num_classes=7, model="s2d_tiny_patch8_64",
-                    with_args=True):
-    """A fine-tuned-layout checkpoint of a random-weight video model (stored args as this project writes them)."""
+                    with_args=True, **stored):
+    """A fine-tuned-layout checkpoint of a random-weight video model (stored args as this project writes them, and
+    `stored`: more of them, e.g. clip_sampling)."""
     state = tiny_model(model, num_classes=num_classes, num_frames=num_frames).state_dict()
-    args = argparse.Namespace(model=model, num_frames=num_frames, data_set=data_set, scale_factor=0.25)
+    args = argparse.Namespace(model=model, num_frames=num_frames, data_set=data_set, scale_factor=0.25, **stored)
     save_checkpoint({"model": state, "epoch": "best", **({"args": args} if with_args else {})}, path)
     return path
 

@@ -7,7 +7,7 @@ Upload a video: every face is found and tracked, and the model tells which emoti
 
 
 def build_page(analyses, default_label, sample_video, sample_hint, keep_hours=24.0):
-    """`analyses`: a webapp.analysis.VideoAnalyses; `sample_video`: the demo's video, or None and
+    """`analyses`: a webapp.analysis.VideoAnalyses; `sample_video`: a video to offer, or None and
     `sample_hint` says how to make it. Gradio deletes the files it holds (uploads, files it served) once they
     are `keep_hours` old, checking every hour at most."""
 
