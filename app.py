@@ -25,10 +25,10 @@ from utils.stop import EXIT_STOPPED, stop_on_signals, wait_for_stop
 from webapp.analysis import VideoAnalyses, find_models
 from webapp.live import LiveSessions
 
-DEMO_CHECKPOINT = "output/demo/checkpoint.pth"
-SAMPLE_VIDEO = "output/demo/synthetic.mp4"
+DEMO_CHECKPOINT = "output/demo/checkpoint.pth"  # what scripts/demo.sh trains and writes beside it
+DEMO_SAMPLE_VIDEO = "output/demo/synthetic.mp4"
 MAKE_SAMPLE = ("No sample video: `bash scripts/demo.sh` makes it, or `python scripts/make_synthetic_video.py "
-               f"--out {SAMPLE_VIDEO} --size 64 --expressions happy,sad,angry,surprise,fear`.")
+               f"--out {DEMO_SAMPLE_VIDEO} --size 64 --expressions happy,sad,angry,surprise,fear`.")
 
 
 def get_args_parser():
@@ -38,9 +38,12 @@ def get_args_parser():
     p.add_argument("--checkpoint", default=None,
                    help=f"fine-tuned checkpoint to run by default (default: the demo's, {DEMO_CHECKPOINT}); the "
                         "page also offers the demo's and every *.pth under ckpts/")
+    p.add_argument("--sample_video", default=DEMO_SAMPLE_VIDEO,
+                   help=f"a video the page offers to analyse, when the file exists (default: the demo's, "
+                        f"{DEMO_SAMPLE_VIDEO})")
     p.add_argument("--landmark_weights", default=DEFAULT_LANDMARK_WEIGHTS,
-                   help="MobileFaceNet weights for the fine-tuned checkpoints, or 'random' (the demo model "
-                        "always runs with the random network it was trained with)")
+                   help="MobileFaceNet weights, or 'random' (a checkpoint trained with the random network, as the "
+                        "demo model, always runs with it)")
     p.add_argument("--data_set", default=None, choices=sorted(DATASETS) + sorted(ALIASES),
                    help="the class names and window policy for checkpoints that store no data set name (the "
                         "authors' files store theirs)")
@@ -69,7 +72,8 @@ def main(argv=None):
     if not args.checkpoint and not os.path.isfile(DEMO_CHECKPOINT):
         parser.error(f"no model to run: run `bash scripts/demo.sh` (it trains the demo model {DEMO_CHECKPOINT}) "
                      "or pass --checkpoint")
-    models = find_models(args.checkpoint, DEMO_CHECKPOINT, "ckpts")
+    models = find_models([path for path in (args.checkpoint, DEMO_CHECKPOINT) if path and os.path.isfile(path)],
+                         "ckpts")
     workdir = tempfile.mkdtemp(prefix="s2d-app-")
     atexit.register(shutil.rmtree, workdir, ignore_errors=True)
     analyses = VideoAnalyses(models, workdir, args.landmark_weights, args.device, args.data_set,
@@ -86,7 +90,7 @@ def main(argv=None):
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
     from webapp.page import build_page
 
-    sample = SAMPLE_VIDEO if os.path.isfile(SAMPLE_VIDEO) else None
+    sample = args.sample_video if os.path.isfile(args.sample_video) else None
     live = LiveSessions(analyses.analyzer)
     page = build_page(analyses, live, models[0].label, sample, MAKE_SAMPLE, args.keep_hours)
     with stop_on_signals():  # Ctrl-C or SIGTERM (a service manager): an analysis under way stops between frames

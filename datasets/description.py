@@ -3,10 +3,13 @@
 - `classes.txt`: the class names, one per line, line k naming label k;
 - `dataset.json`: how the clips were made, above all their sampling: `{"mode": "spread", "frames": N}` (N frames
   spread over each whole clip, as DFEW's clip_224x224_16f) or `{"mode": "fps", "fps": R}` (every frame, resampled
-  to R per second, as FERV39K and MAFW), and `median_clip_seconds` (from a clip's first frame to its last).
+  to R per second, as FERV39K and MAFW), and `median_clip_seconds` (from a clip's first frame to its last);
+  optionally `window_stride_seconds` (the step between the analysis's windows; default half a window),
+  `detector` (the face detector whose crops the clips are; "none": every frame is the face) and `note` (what a
+  user of a model trained on them must know), as the synthetic clips of datasets/synthetic.py have.
 
-Training reads both (class names and sampling go into the checkpoint's args), so that the analysis of raw
-videos shows the class names and cuts windows as the training clips were made.
+Training reads both (class names, sampling, detector and note go into the checkpoint's args), so that the analysis
+of raw videos shows the class names and cuts windows and faces as the training clips were made.
 """
 import json
 import os
@@ -61,19 +64,22 @@ def read_description(data_path: str) -> dict | None:
 def clip_sampling(description: dict, num_frames: int, sampling_rate: int) -> dict:
     """What a model trained on these clips (`num_frames` frames, every `sampling_rate`-th) saw, as the analysis's
     window policy needs it: {"mode": "spread", "window_seconds": S} (S: seconds from a window's first frame to its
-    last) or {"mode": "fps", "fps": R} (consecutive frames at R per second)."""
+    last) or {"mode": "fps", "fps": R} (consecutive frames at R per second), with "stride_seconds" when the
+    description gives the analysis's window stride."""
     sampling = description["sampling"]
+    stride = {"stride_seconds": description["window_stride_seconds"]} if "window_stride_seconds" in description else {}
     if sampling["mode"] == "fps":
-        return dict(mode="fps", fps=sampling["fps"] / sampling_rate)
+        return dict(mode="fps", fps=sampling["fps"] / sampling_rate, **stride)
     # a clip has `frames` frames over its median length; training takes `num_frames` of them, `sampling_rate` apart
     fraction = min(1.0, (num_frames - 1) * sampling_rate / max(sampling["frames"] - 1, 1))
-    return dict(mode="spread", window_seconds=description["median_clip_seconds"] * fraction)
+    return dict(mode="spread", window_seconds=description["median_clip_seconds"] * fraction, **stride)
 
 
 def describe_args(args, names_fixed: bool) -> None:
-    """Set `args.class_names` and `args.clip_sampling` (None when unknown) of a run on `args.data_path`: the names
-    of --class_names, else (a data set without fixed names, `names_fixed` False) of DATA_PATH/classes.txt when
-    present, which also give --nb_classes; the sampling of DATA_PATH/dataset.json. ValueError when they disagree."""
+    """Set `args.class_names`, `args.clip_sampling`, `args.clip_detector` and `args.data_note` (None when unknown) of
+    a run on `args.data_path`: the names of --class_names, else (a data set without fixed names, `names_fixed`
+    False) of DATA_PATH/classes.txt when present, which also give --nb_classes; the sampling, detector and note of
+    DATA_PATH/dataset.json. ValueError when they disagree."""
     names = None
     if args.class_names:
         names = parse_class_names(args.class_names)
@@ -90,3 +96,4 @@ def describe_args(args, names_fixed: bool) -> None:
     args.class_names = names
     description = read_description(args.data_path)
     args.clip_sampling = description and clip_sampling(description, args.num_frames, args.sampling_rate)
+    args.clip_detector, args.data_note = (description or {}).get("detector"), (description or {}).get("note")

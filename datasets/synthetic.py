@@ -13,13 +13,22 @@ import numpy as np
 from PIL import Image, ImageDraw
 from sklearn.model_selection import StratifiedKFold, train_test_split
 
+from utils.files import write_json_atomically
+
 from .classes import DFEW_CLASSES
+from .description import DESCRIPTION_FILE
 
 FRAME_EXTENSIONS = ('jpg', 'png')
 PARAMETERS_FILE = 'synthetic.json'
 JPEG_QUALITY = 90
 SUPERSAMPLING = 2
 IMAGE_SEED_STREAM = 1  # keeps the still images' random draws apart from the clips' ([seed, index])
+# A clip is one expression as the synthetic videos show it (scripts/make_synthetic_video.py): 16 frames at 8 fps, so
+# a model trained on the clips sees an expression unfold over (16 - 1) / 8 = 1.875 s; the analysis of those videos
+# starts a window every 0.5 s (four per expression).
+VIDEO_FPS = 8.0
+FRAMES_PER_EXPRESSION = 16
+WINDOW_STRIDE_SECONDS = 0.5
 
 # Expression state: offsets from the neutral face, in face units (face half-width = 1, y down).
 EXPRESSION_FIELDS = (
@@ -304,12 +313,24 @@ def _exists_already(root, parameters):
     return True
 
 
+def _write_description(clips_dir, num_frames):
+    """The clips' dataset.json: `num_frames` frames spread over one expression of a synthetic video, whole frames
+    as faces, and the note that a model trained on drawn faces means nothing on real ones."""
+    description = dict(sampling=dict(mode='spread', frames=num_frames),
+                       median_clip_seconds=(FRAMES_PER_EXPRESSION - 1) / VIDEO_FPS,
+                       window_stride_seconds=WINDOW_STRIDE_SECONDS, detector='none',
+                       note='trained on synthetic drawn faces (datasets/synthetic.py): its predictions on real faces '
+                            'mean nothing')
+    write_json_atomically(clips_dir / DESCRIPTION_FILE, description)
+
+
 def write_synthetic_dfew(root, clips_per_class=60, num_frames=16, size=112, folds=1, seed=0,
                          ext='jpg', progress=None):
     """Write a synthetic DFEW-layout dataset under `root` and return a summary dict.
 
     Layout: root/clips/<5-digit id>/<5-digit frame>.<ext>, root/splits/{train,test}_set_{k}.csv
-    (header video_name,label; 0-based DFEW labels) and root/synthetic.json (the parameters).
+    (header video_name,label; 0-based DFEW labels), root/clips/dataset.json (how the clips present faces, read by
+    training into the checkpoint's args: datasets/description.py) and root/synthetic.json (the parameters).
     Refuses a non-empty `root` that is not a synthetic dataset with the same parameters; returns
     without writing (generated=False) when it is one. `progress(done, total)`, when given, is
     called after every clip.
@@ -322,6 +343,7 @@ def write_synthetic_dfew(root, clips_per_class=60, num_frames=16, size=112, fold
     splits = _split_rows(labels, folds, seed)
     root = Path(root)
     if _exists_already(root, parameters):
+        _write_description(root / 'clips', num_frames)  # datasets written before it existed get one too
         return _summary(root, parameters, labels, splits, generated=False)
 
     clip_ids = [f'{index + 1:05d}' for index in range(len(labels))]
@@ -339,6 +361,7 @@ def write_synthetic_dfew(root, clips_per_class=60, num_frames=16, size=112, fold
         for name, rows in (('train', train), ('test', test)):
             _write_csv(root / 'splits' / f'{name}_set_{k}.csv',
                        [clip_ids[i] for i in rows], labels[rows])
+    _write_description(root / 'clips', num_frames)
     # Written last: its presence marks a complete dataset.
     (root / PARAMETERS_FILE).write_text(json.dumps(parameters, indent=2) + '\n')
     return _summary(root, parameters, labels, splits, generated=True)

@@ -58,7 +58,10 @@ def resolve_settings(path, checkpoint, model=None, data_set=None, num_frames=Non
                          data_set=pick(data_set, "data_set", None),
                          adapter_ratio=getattr(stored, "scale_factor", 0.25),
                          # how the clips of a data set made from one's own videos were sampled (FRAMES)
-                         clip_sampling=None if data_set else getattr(stored, "clip_sampling", None))
+                         clip_sampling=None if data_set else getattr(stored, "clip_sampling", None),
+                         # the detector whose crops the training clips were ("none": whole frames), a note on the data
+                         clip_detector=getattr(stored, "clip_detector", None),
+                         data_note=getattr(stored, "data_note", None))
     settings.short_side_size = pick(short_side_size, "short_side_size", settings.input_size)
     if settings.input_size != img_size or settings.short_side_size < settings.input_size:
         raise CheckpointError(f"{model} takes {img_size}x{img_size} frames; got input_size {settings.input_size}, "
@@ -104,13 +107,19 @@ class VideoModel:
             checkpoint = read_checkpoint(checkpoint_path, trust=trust)
             self.settings = resolve_settings(checkpoint_path, checkpoint, **overrides)
             s = self.settings
+            trained_with = getattr(checkpoint.get("args"), "landmark_weights", None)
+            if trained_with == "random" and landmark_weights != "random":
+                # the fixed-seed random network is part of a model trained with it: other weights do not fit
+                log(f"note: {checkpoint_path} was trained with the random landmark network: it runs with it, not "
+                    f"{landmark_weights}")
+                landmark_weights = "random"
             self.class_names = s.class_names
             model, landmark = build_model_and_landmark(
                 s.model, landmark_weights, (checkpoint_path, checkpoint), "finetuned", trust,
                 num_classes=s.num_classes, num_frames=s.num_frames, adapter_ratio=s.adapter_ratio)
             del checkpoint
-        except (OSError, ValueError, pickle.UnpicklingError) as error:
-            raise CheckpointError(str(error)) from error
+        except (OSError, ValueError, EOFError, pickle.UnpicklingError) as error:  # EOFError: an empty file
+            raise CheckpointError(str(error) or f"{checkpoint_path}: empty or cut short") from error
         model, landmark = model.eval().to(self.device), landmark.to(self.device)
         self.feature_dim = model.embed_dim
         self.speedups = EQUAL_SPEEDUPS if speedups else ()

@@ -130,10 +130,11 @@ class Result:
 
 
 class Analyzer:
-    """A model and a face detector, loaded once, to analyse any number of videos."""
+    """A model and a face detector, loaded once, to analyse any number of videos. `detector` None: the one whose
+    crops the checkpoint's training clips were, as it stores it, else mtcnn."""
 
     def __init__(self, checkpoint, landmark_weights=DEFAULT_LANDMARK_WEIGHTS, device=None,
-                 cpu_int8=False, trust_checkpoint=False, detector="mtcnn", detector_model="", min_face=40,
+                 cpu_int8=False, trust_checkpoint=False, detector=None, detector_model="", min_face=40,
                  model=None, data_set=None, num_frames=None, input_size=None, short_side_size=None,
                  options=None, stream=None, speedups=True, backend="auto", precision="auto", backend_cache=None):
         try:
@@ -156,7 +157,8 @@ class Analyzer:
             raise UnusableCheckpoint(str(error)) from error
         except BackendError as error:
             raise InvalidSettings(str(error)) from error
-        self.detector_name, self.landmark_weights, self.cpu_int8 = detector, landmark_weights, cpu_int8
+        detector = detector or self.model.settings.clip_detector or "mtcnn"
+        self.detector_name, self.landmark_weights, self.cpu_int8 = detector, self.model.landmark_weights, cpu_int8
         self.backend_request = dict(backend=backend, precision=precision)  # as asked; summary.json: what ran
         try:
             self.detector = build_detector(detector, detector_model, min_face, device)

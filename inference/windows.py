@@ -42,9 +42,9 @@ def window_policy(data_set: str | None, num_frames: int, window_seconds: float |
 
     `window_seconds` asks for uniform sampling over that span, `source_fps` for consecutive frames at
     that rate; without either, a checkpoint trained on clips extracted from one's own videos follows their
-    `clip_sampling` (datasets.description.clip_sampling), DFEW checkpoints get uniform sampling over
-    DFEW_WINDOW_SECONDS and the others consecutive frames at SOURCE_FPS. The stride defaults to half a
-    window's samples.
+    `clip_sampling` (datasets.description.clip_sampling, with its stride if it gives one), DFEW checkpoints get
+    uniform sampling over DFEW_WINDOW_SECONDS and the others consecutive frames at SOURCE_FPS. The stride
+    defaults to half a window's samples.
     """
     if window_seconds is not None and source_fps is not None:
         raise ValueError("give either window_seconds (uniform sampling) or source_fps (consecutive frames)")
@@ -56,6 +56,8 @@ def window_policy(data_set: str | None, num_frames: int, window_seconds: float |
         elif clip_sampling:
             source_fps = clip_sampling["fps"]
             source = f"its training clips: consecutive frames at {source_fps:g} fps"
+        if clip_sampling and stride_seconds is None:
+            stride_seconds = clip_sampling.get("stride_seconds")
         elif name == "DFEW":
             window_seconds, source = DFEW_WINDOW_SECONDS, "DFEW: uniform over a clip"
         else:

@@ -62,10 +62,11 @@ PY
 echo "== emotion timeline of a synthetic video (expressions in a row) with the model just trained"
 "${PYTHON[@]}" scripts/make_synthetic_video.py --out "$OUTPUT/synthetic.mp4" --size 64 \
   --expressions happy,sad,angry,surprise,fear
-# a training clip is one expression unfolding in 4 frames: windows of 4 samples from a frame to the one 1.875 s
-# later (the first and last of one 16-frame expression of the 8 fps video), every 0.5 s
-"${PYTHON[@]}" predict.py --no_detect --checkpoint "$OUTPUT/checkpoint.pth" --landmark_weights random \
-  --device cpu --video "$OUTPUT/synthetic.mp4" --output_dir "$OUTPUT/timeline" --window_seconds 1.875 --stride_seconds 0.5
+# the windows are those the checkpoint stores from its training clips' dataset.json (datasets/synthetic.py): 4 samples
+# from a frame to the one 1.875 s later (the first and last of one 16-frame expression of the 8 fps video), every
+# 0.5 s; it also stores the random landmark network it was trained with
+"${PYTHON[@]}" predict.py --no_detect --checkpoint "$OUTPUT/checkpoint.pth" \
+  --device cpu --video "$OUTPUT/synthetic.mp4" --output_dir "$OUTPUT/timeline"
 
 echo
 echo "demo outputs in $OUTPUT: log.txt (per-epoch and final metrics), train.log, confusion_matrix_{last,best}.{txt,png},"

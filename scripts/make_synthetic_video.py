@@ -16,7 +16,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a file: import datasets.*, inference.*
 from datasets.classes import DFEW_CLASSES
-from datasets.synthetic import draw_identity, render_clip
+from datasets.synthetic import FRAMES_PER_EXPRESSION, VIDEO_FPS, draw_identity, render_clip
 from utils.files import atomic_output, write_json_atomically
 
 PERSON_SEED_STREAM = 2  # keeps a person's random draws apart from the expressions' ([seed, k])
@@ -56,9 +56,10 @@ def main(argv=None):
     parser.add_argument("--out", type=Path, default=Path("output/synthetic_video.mp4"))
     parser.add_argument("--expressions", default="happy,sad,angry,surprise",
                         help=f"comma-separated, from {', '.join(DFEW_CLASSES)}")
-    parser.add_argument("--frames_per_expression", type=int, default=16)
+    parser.add_argument("--frames_per_expression", type=int, default=FRAMES_PER_EXPRESSION,
+                        help="default: as the synthetic training clips present one expression (datasets/synthetic.py)")
     parser.add_argument("--size", type=int, default=112, help="frame width and height in pixels")
-    parser.add_argument("--fps", type=float, default=8.0)
+    parser.add_argument("--fps", type=float, default=VIDEO_FPS)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--person", type=int, default=None,
                         help="every expression shown by this one drawn person (default: a new face for each)")

@@ -57,18 +57,19 @@ def randomize(model, seed=2):
 
 
 def tiny_checkpoint(path, num_frames=4, data_set="DFEW", num_classes=7, model="s2d_tiny_patch8_64",
-                    with_args=True):
-    """A fine-tuned-layout checkpoint of a random-weight video model (stored args as this project writes them)."""
+                    with_args=True, **stored):
+    """A fine-tuned-layout checkpoint of a random-weight video model (stored args as this project writes them, and
+    `stored`: more of them, e.g. clip_sampling)."""
     state = tiny_model(model, num_classes=num_classes, num_frames=num_frames).state_dict()
-    args = argparse.Namespace(model=model, num_frames=num_frames, data_set=data_set, scale_factor=0.25)
+    args = argparse.Namespace(model=model, num_frames=num_frames, data_set=data_set, scale_factor=0.25, **stored)
     save_checkpoint({"model": state, "epoch": "best", **({"args": args} if with_args else {})}, path)
     return path
 
 
-def write_tiny_dfew(root):
-    """The synthetic DFEW that main_finetune.py is run on (5 clips per class of 4 frames at 112 px, one fold) in
+def write_tiny_dfew(root, size=112):
+    """The synthetic DFEW that main_finetune.py is run on (5 clips per class of 4 frames at `size` px, one fold) in
     `root`; returns `root`."""
-    write_synthetic_dfew(root, clips_per_class=5, num_frames=4, size=112, folds=1, seed=0)
+    write_synthetic_dfew(root, clips_per_class=5, num_frames=4, size=size, folds=1, seed=0)
     return root
 
 

@@ -14,6 +14,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from argparse import Namespace
 from collections import Counter
 from pathlib import Path
 
@@ -24,6 +25,8 @@ import pytest
 
 import app
 from datasets.classes import DFEW_CLASSES
+from datasets.description import describe_args
+from datasets.synthetic import write_synthetic_dfew
 from scripts.make_synthetic_video import write_video
 from tests.helpers import ROOT, tiny_checkpoint
 from tests.videos import write_cv2_video
@@ -37,11 +40,18 @@ pytestmark = pytest.mark.filterwarnings("ignore:LandmarkFeatures")
 
 @pytest.fixture(scope="module")
 def demo_dir(tmp_path_factory):
-    """A folder laid out as scripts/demo.sh leaves it: output/demo/{checkpoint.pth,synthetic.mp4}."""
+    """A folder laid out as scripts/demo.sh leaves it: output/demo/{checkpoint.pth,synthetic.mp4}, the checkpoint
+    storing what training on the synthetic clips stores (their dataset.json: windows, whole frames as faces, the
+    note) and the random landmark network."""
     root = tmp_path_factory.mktemp("app")
     (root / "output" / "demo").mkdir(parents=True)
-    tiny_checkpoint(root / app.DEMO_CHECKPOINT)
-    write_video(root / app.SAMPLE_VIDEO, EXPRESSIONS, FRAMES_PER_EXPRESSION, SIZE, FPS, seed=0)
+    write_synthetic_dfew(root / "data", clips_per_class=5, num_frames=4, size=16)
+    args = Namespace(data_set="DFEW", data_path=str(root / "data" / "clips"), class_names=None, nb_classes=None,
+                     num_frames=4, sampling_rate=1)
+    describe_args(args, names_fixed=True)
+    tiny_checkpoint(root / app.DEMO_CHECKPOINT, landmark_weights="random", clip_sampling=args.clip_sampling,
+                    clip_detector=args.clip_detector, data_note=args.data_note)
+    write_video(root / app.DEMO_SAMPLE_VIDEO, EXPRESSIONS, FRAMES_PER_EXPRESSION, SIZE, FPS, seed=0)
     return root
 
 
@@ -53,8 +63,9 @@ def not_a_video(tmp_path):
 
 
 def demo_analyses(demo_dir, workdir, **limits):
-    models = find_models(None, str(demo_dir / app.DEMO_CHECKPOINT), str(demo_dir / "ckpts"))
-    return VideoAnalyses(models, str(workdir), "random", "cpu", **limits), models[0].label
+    models = find_models([str(demo_dir / app.DEMO_CHECKPOINT)], str(demo_dir / "ckpts"))
+    return VideoAnalyses(models, str(workdir), "ckpts/mobilefacenet_model_best.pth.tar", "cpu", **limits), \
+        models[0].label
 
 
 def test_handler_returns_the_tracks_table_video_and_downloads(demo_dir, tmp_path):
@@ -71,8 +82,15 @@ def test_handler_returns_the_tracks_table_video_and_downloads(demo_dir, tmp_path
         def __call__(self, value, **kwargs):
             calls.append((value, request.get(None)))
 
-    status, timeline, table, video, downloads = analyses.analyze(str(demo_dir / app.SAMPLE_VIDEO), label, Progress())
+    status, timeline, table, video, downloads = analyses.analyze(str(demo_dir / app.DEMO_SAMPLE_VIDEO), label,
+                                                                 Progress())
     assert "synthetic.mp4**: 1 face track(s)" in status and "s2d_tiny_patch8_64, classes happy, sad, neutral," in status
+    # what the checkpoint stores: windows of one expression every 0.5 s, the whole frame, the random network
+    assert "windows of 4 crops 0.625 s apart every 0.50 s." in status
+    description = analyses.describe(label)
+    assert "the whole frame is the face, the random landmark network;" in description
+    assert "**Note:** trained on synthetic drawn faces (datasets/synthetic.py): its predictions on real faces mean " \
+           "nothing." in description
     assert [Path(p).name for p in downloads] == ["predictions.csv", "summary.json"]
     ran = json.loads(Path(downloads[1]).read_text())["backend"]
     assert f"Ran on {ran['backend']} {ran['precision']}: {ran['reason']}." in status
@@ -106,20 +124,22 @@ def test_handler_messages_for_bad_input(demo_dir, tmp_path, not_a_video):
     assert status == ("**Cannot analyse notes.mp4:** cannot be opened as a video (not a video file, an unknown "
                       "format, no video stream, or a damaged container)")
     assert outputs == [None] * 4
-    status, *outputs = analyses.analyze(str(demo_dir / app.SAMPLE_VIDEO), label)
+    status, *outputs = analyses.analyze(str(demo_dir / app.DEMO_SAMPLE_VIDEO), label)
     assert status == ("**Cannot analyse synthetic.mp4:** the video lasts 6 s; this page analyses videos of at "
                       "most 5 s (app.py --max_video_seconds)") and outputs == [None] * 4
 
 
-def test_fine_tuned_checkpoint_runs_mtcnn_and_says_when_no_face_is_found(demo_dir, tmp_path):
+def test_checkpoint_storing_no_clip_settings_runs_mtcnn_and_says_when_no_face_is_found(tmp_path):
     video = tmp_path / "grey wall.mp4"
     write_cv2_video(video, [np.full((96, 128, 3), 120, np.uint8)] * 10, 10)
-    model = Model("tiny.pth", str(demo_dir / app.DEMO_CHECKPOINT), demo=False)
+    model = Model("tiny.pth", str(tiny_checkpoint(tmp_path / "tiny.pth")))
     analyses = VideoAnalyses([model], str(tmp_path), "random", "cpu")
     status, timeline, table, _, _ = analyses.analyze(str(video), "tiny.pth")
     assert status.startswith("**Warning:** no face found in grey wall.mp4.")
     assert analyses.analyzer("tiny.pth").detector_name == "mtcnn" and table["data"] == []
-    assert "MTCNN" in analyses.describe("tiny.pth") and "demo model" not in analyses.describe("tiny.pth")
+    assert "windows of 4 crops 1.000 s apart every 2.00 s" in status  # DFEW's policy
+    description = analyses.describe("tiny.pth")
+    assert "faces found by MTCNN, the random landmark network;" in description and "Note" not in description
     assert os.path.isfile(timeline)
 
 
@@ -129,7 +149,7 @@ def test_six_analyses_leave_the_last_three(demo_dir, tmp_path):
     folders; the uploads of the deleted ones are deleted (never a file outside the upload folder), the newest
     downloads are there, and an upload deleted meanwhile gets a message."""
     uploads = tmp_path / "work"
-    models = find_models(None, str(demo_dir / app.DEMO_CHECKPOINT), str(demo_dir / "ckpts"))
+    models = find_models([str(demo_dir / app.DEMO_CHECKPOINT)], str(demo_dir / "ckpts"))
     analyses = VideoAnalyses(models, str(uploads), "random", "cpu", keep_analyses=3, upload_dir=str(uploads))
     sent = []
     for number in range(6):
@@ -138,16 +158,16 @@ def test_six_analyses_leave_the_last_three(demo_dir, tmp_path):
         if number == 4:
             upload.write_text("not a video")
         else:
-            shutil.copy(demo_dir / app.SAMPLE_VIDEO, upload)
+            shutil.copy(demo_dir / app.DEMO_SAMPLE_VIDEO, upload)
         sent.append(upload)
         status, timeline, _, video, downloads = analyses.analyze(str(upload), models[0].label)
         assert len(list((uploads / "analyses").iterdir())) <= 3
     assert [p.exists() for p in sent] == [False, False, False, True, True, True]
     assert "1 face track(s)" in status and all(os.path.getsize(p) > 0 for p in [timeline, video, *downloads])
     assert predictions_header(downloads[0]).startswith("track,start_s,end_s")
-    analyses.analyze(str(demo_dir / app.SAMPLE_VIDEO), models[0].label)
-    analyses.analyze(str(demo_dir / app.SAMPLE_VIDEO), models[0].label)
-    assert (demo_dir / app.SAMPLE_VIDEO).exists() and not sent[3].exists()
+    analyses.analyze(str(demo_dir / app.DEMO_SAMPLE_VIDEO), models[0].label)
+    analyses.analyze(str(demo_dir / app.DEMO_SAMPLE_VIDEO), models[0].label)
+    assert (demo_dir / app.DEMO_SAMPLE_VIDEO).exists() and not sent[3].exists()
     status, *outputs = analyses.analyze(str(sent[0]), models[0].label)
     assert status.startswith("**Cannot analyse synthetic.mp4:** the upload was removed") and outputs == [None] * 4
 
@@ -162,11 +182,11 @@ def test_models_offered_default_first(demo_dir, tmp_path):
     for name in ("dfew/fold1.pth", "a.pth", "weights.pth.tar"):
         (tmp_path / "ckpts" / name).touch()
     given = str(tmp_path / "ckpts" / "a.pth")
-    models = find_models(given, demo, str(tmp_path / "ckpts"))
-    assert [(Path(m.checkpoint).name, m.demo) for m in models] == [("a.pth", False), ("checkpoint.pth", True),
-                                                                     ("fold1.pth", False)]
-    assert [m.demo for m in find_models(None, demo, str(tmp_path / "none"))] == [True]
-    assert "synthetic drawn faces: its predictions on real faces mean nothing" in models[1].description()
+    models = find_models([given, demo], str(tmp_path / "ckpts"))
+    assert [Path(m.checkpoint).name for m in models] == ["a.pth", "checkpoint.pth", "fold1.pth"]
+    assert [m.checkpoint for m in find_models([demo], str(tmp_path / "none"))] == [demo]
+    analyses = VideoAnalyses(models, str(tmp_path), "random", "cpu")
+    assert analyses.describe(models[0].label).startswith(f"**Model:** `{models[0].label}` cannot be loaded: ")
 
 
 def test_no_model_is_a_one_line_error(tmp_path, monkeypatch, capsys):
@@ -223,8 +243,8 @@ def test_page_in_chromium(served_app, demo_dir, not_a_video):
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
         page = browser.new_page()
         page.goto(served_app)
-        expect(page.locator("#model")).to_contain_text("the demo model")
-        page.locator("#video input[type=file]").set_input_files(demo_dir / app.SAMPLE_VIDEO)
+        expect(page.locator("#model")).to_contain_text("trained on synthetic drawn faces")
+        page.locator("#video input[type=file]").set_input_files(demo_dir / app.DEMO_SAMPLE_VIDEO)
         expect(page.locator("#video td[aria-label='synthetic.mp4']")).to_have_count(1)
         page.click("#analyse")
         expect(page.locator("#status")).to_contain_text("1 face track(s)", timeout=40_000)

@@ -112,6 +112,7 @@ def test_the_readme_table_is_the_published_one():
     assert published_mean("DFEW", True) == (65.45, 75.01) and published_mean("MAFW", False) == (41.87, 57.37)
 
 
+@pytest.mark.slow
 def test_eval_run_prints_the_table_equal_to_direct_evaluations_and_reruns_skip(released, tmp_path):
     result = run_eval(released)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]

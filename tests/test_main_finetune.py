@@ -27,14 +27,14 @@ EPOCHS = 2
 
 @pytest.fixture(scope="module")
 def data(tmp_path_factory):
-    return write_tiny_dfew(tmp_path_factory.mktemp("synthetic"))
+    return write_tiny_dfew(tmp_path_factory.mktemp("synthetic"), size=64)
 
 
 def tiny_args(data, output_dir, *extra):
-    return ["--model", "s2d_tiny_patch8_112", "--data_set", "DFEW", "--data_path", str(data / "clips"),
+    return ["--model", "s2d_tiny_patch8_64", "--data_set", "DFEW", "--data_path", str(data / "clips"),
             "--train_label_path", str(data / "splits" / "train_set_1.csv"),
             "--test_label_path", str(data / "splits" / "test_set_1.csv"),
-            "--input_size", "112", "--short_side_size", "112", "--num_frames", "4", "--batch_size", "4",
+            "--input_size", "64", "--short_side_size", "64", "--num_frames", "4", "--batch_size", "4",
             "--num_sample", "1", "--epochs", str(EPOCHS), "--warmup_epochs", "1", "--lr", "1e-3",
             "--test_num_segment", "2", "--test_num_crop", "1", "--num_workers", "0", "--device", "cpu",
             "--landmark_weights", "random", "--model_ema", "--model_ema_decay", "0.9",
@@ -94,6 +94,7 @@ def kill_after_first_epoch(args, output_dir, signal_number=signal.SIGKILL):
     return code, err
 
 
+@pytest.mark.slow
 def test_a_stopped_run_saves_nothing_partial(data, tmp_path):
     """SIGTERM in the second epoch: the run stops before its next step, exit 130, and the checkpoints are those of
     the epochs logged."""
@@ -126,7 +127,7 @@ def _original_layout_checkpoint(trained, tmp_path):
     model = torch.load(reference_dir / "checkpoint-best.pth", weights_only=False)["model"]
     path = tmp_path / "s2d_fold1_best.pth"
     torch.save({"model": model, "epoch": "best", "optimizer": None,
-                "args": argparse.Namespace(model="s2d_tiny_patch8_112", nb_classes=7)}, path)
+                "args": argparse.Namespace(model="s2d_tiny_patch8_64", nb_classes=7)}, path)
     return path
 
 

@@ -149,6 +149,7 @@ def test_consecutive_policy_resamples_to_the_source_rate(checkpoint, tmp_path):
     assert read_csv(tmp_path / "mafw")[0][9:-1] == list(MAFW_CLASSES)
 
 
+@pytest.mark.slow
 def test_variable_frame_rate_times_come_from_the_container(checkpoint, tmp_path):
     """2 s at 30 fps without a face, then 2 s at 10 fps with one: the face appears at 2.0 s (frame 60), where
     frame index / average frame rate would say 3.0 s. The annotated video, encoded once as H.264, keeps every
@@ -206,6 +207,7 @@ def test_rotated_phone_video_is_analysed_and_annotated_upright(checkpoint, tmp_p
     assert capture.read()[1].shape == (160, 120, 3)
 
 
+@pytest.mark.slow
 def test_identity_survives_a_one_second_absence(checkpoint, tmp_path):
     """Two faces move apart; for 1 s (10 frames) no face is visible. They come back where their motion leads and
     keep ids 1 and 2; with a 0.5 s gap limit (the old behaviour) they would be 4 tracks."""
@@ -300,6 +302,7 @@ def test_windows_that_repeat_frames_are_reported(face_video, checkpoint, tmp_pat
     assert "repeated_frames" not in summary and "windows repeat frames" not in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_cpu_int8_agrees_with_fp32_and_is_cpu_only(checkpoint, tmp_path):
     video = tmp_path / "synthetic.mp4"
     write_video(video, ["happy", "surprise"], 6, 64, 8.0, seed=0)
@@ -407,6 +410,7 @@ def test_complete_is_decoding_to_the_stream_end_not_the_announced_frame_count(ch
     assert read_csv(tmp_path / "cut")[1]
 
 
+@pytest.mark.slow
 def test_zero_frame_rate_header_and_4k_frames(checkpoint, tmp_path):
     frames = [face_frame(96, 96, [(0, 0, 0.16)]) for _ in range(12)]
     write_cv2_video(tmp_path / "rate.avi", frames, 10, fourcc="MJPG")

@@ -136,6 +136,7 @@ def stop_once(root, checkpoint, output_dir, when, delay, signal_number, annotate
     return code, process.stderr.read(), at_signal, finished(output_dir)
 
 
+@pytest.mark.slow
 @pytest.mark.filterwarnings("ignore:LandmarkFeatures")
 def test_a_corpus_stopped_anywhere_exits_130_with_nothing_lost(stress_corpus, busy_cores, tmp_path):
     root, checkpoint = stress_corpus

@@ -1,5 +1,6 @@
 import csv
 import json
+from argparse import Namespace
 
 import numpy as np
 import pytest
@@ -8,7 +9,9 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
+from datasets.description import describe_args
 from datasets.synthetic import DFEW_CLASSES, write_synthetic_dfew
+from inference.windows import window_policy
 from scripts import make_synthetic_data
 
 
@@ -26,7 +29,7 @@ def all_files(root):
 
 def test_layout_and_stratified_80_20_split(tmp_path):
     summary = write_synthetic_dfew(tmp_path, clips_per_class=5, num_frames=3, size=32)
-    clip_dirs = sorted((tmp_path / 'clips').iterdir())
+    clip_dirs = sorted(path for path in (tmp_path / 'clips').iterdir() if path.is_dir())
     assert [d.name for d in clip_dirs] == [f'{i:05d}' for i in range(1, 36)]
     for clip_dir in clip_dirs:
         frames = sorted(clip_dir.iterdir())
@@ -45,8 +48,8 @@ def test_layout_and_stratified_80_20_split(tmp_path):
 
 def test_k_folds_put_every_clip_in_exactly_one_test_split(tmp_path):
     write_synthetic_dfew(tmp_path, clips_per_class=6, num_frames=2, size=16, folds=3, ext='png')
-    clips = {d.name for d in (tmp_path / 'clips').iterdir()}
-    assert all(f.suffix == '.png' for f in (tmp_path / 'clips').rglob('*.*'))
+    clips = {d.name for d in (tmp_path / 'clips').iterdir() if d.is_dir()}
+    assert all(f.suffix == '.png' for f in (tmp_path / 'clips').rglob('*/*.*'))
     tested = []
     for k in (1, 2, 3):
         train = read_split(tmp_path / 'splits' / f'train_set_{k}.csv')
@@ -70,11 +73,26 @@ def test_same_arguments_give_same_bytes_and_seeds_differ(tmp_path):
     assert all(first[name] != other[name] for name in frames)
 
 
+def test_description_gives_the_checkpoint_the_windows_faces_and_note_of_the_synthetic_videos(tmp_path):
+    """The clips' dataset.json, read by training into the checkpoint's args, gives the analysis windows of one
+    expression of scripts/make_synthetic_video.py's videos (its first frame to its last), the whole frame as face."""
+    write_synthetic_dfew(tmp_path, clips_per_class=5, num_frames=4, size=16)
+    args = Namespace(data_set='DFEW', data_path=str(tmp_path / 'clips'), class_names=None, nb_classes=None,
+                     num_frames=4, sampling_rate=1)
+    describe_args(args, names_fixed=True)
+    assert args.clip_sampling == {'mode': 'spread', 'window_seconds': 1.875, 'stride_seconds': 0.5}
+    assert args.clip_detector == 'none' and 'synthetic drawn faces' in args.data_note
+    policy = window_policy('DFEW', 4, clip_sampling=args.clip_sampling)
+    assert (policy.sample_step, policy.stride, policy.span) == (0.625, 0.5, 1.875)
+    assert window_policy('DFEW', 4, stride_seconds=1.0, clip_sampling=args.clip_sampling).stride == 1.0
+
+
 def test_reuses_matching_dataset_and_refuses_other_folders(tmp_path):
     write_synthetic_dfew(tmp_path / 'data', clips_per_class=5, num_frames=2, size=16)
     stamp = (tmp_path / 'data' / 'clips' / '00001' / '00001.jpg').stat().st_mtime_ns
+    (tmp_path / 'data' / 'clips' / 'dataset.json').unlink()  # as in a dataset written before it existed
     again = write_synthetic_dfew(tmp_path / 'data', clips_per_class=5, num_frames=2, size=16)
-    assert not again['generated']
+    assert not again['generated'] and (tmp_path / 'data' / 'clips' / 'dataset.json').is_file()
     assert (tmp_path / 'data' / 'clips' / '00001' / '00001.jpg').stat().st_mtime_ns == stamp
     with pytest.raises(FileExistsError, match='synthetic.json'):
         write_synthetic_dfew(tmp_path / 'data', clips_per_class=5, num_frames=3, size=16)

@@ -38,13 +38,14 @@ def dataset(tmp_path_factory):
         rows.append(f"clip{num_frames},{i % 3}")
     (root / "test.csv").write_text("\n".join(rows) + "\n")
     return VideoClsDataset(str(root / "test.csv"), str(root), "test", 3, (".png",), clip_len=CLIP_LEN,
-                           input_size=112, short_side_size=112, test_num_segment=SEGMENTS, test_num_crop=CROPS,
+                           input_size=64, short_side_size=64, test_num_segment=SEGMENTS, test_num_crop=CROPS,
                            aa=None)
 
 
 @pytest.fixture(scope="module")
 def model():
-    return tiny_model("s2d_tiny_patch8_112", num_frames=CLIP_LEN, num_classes=3, depth=2), LandmarkFeatures(None)
+    model = tiny_model("s2d_tiny_patch8_64", num_frames=CLIP_LEN, num_classes=3, depth=2)
+    return model, LandmarkFeatures(None, grid_size=model.grid_size)
 
 
 @pytest.fixture(scope="module")

@@ -11,13 +11,14 @@ import threading
 import time
 from dataclasses import dataclass
 
-from inference import AnalysisError, Analyzer, InvalidSettings, Options, UnreadableVideo
+from inference import AnalysisError, Analyzer, InvalidSettings, UnreadableVideo
 from inference.decode import VideoError, probe_video
 from utils.stop import Stopped
 
 PROGRESS_EVERY = 25  # frames between updates of the page's progress bar
 PHASES = {"frames": "analysing the video", "annotated video": "drawing the annotated video"}
-DEMO_WINDOWS = dict(window_seconds=1.875, stride_seconds=0.5)  # scripts/demo.sh's predict.py settings
+FACES = {"none": "the whole frame is the face", "mtcnn": "faces found by MTCNN", "haar": "faces found by OpenCV's "
+         "Haar cascade", "yunet": "faces found by YuNet"}  # of each detector (inference.DETECTORS)
 NO_OUTPUTS = (None, None, None, None)  # timeline, table, video, downloads: cleared
 
 
@@ -33,30 +34,31 @@ class KeptAnalysis:
 class Model:
     label: str
     checkpoint: str
-    demo: bool  # trained by scripts/demo.sh on synthetic drawn faces
-
-    def description(self):
-        if self.demo:
-            return (f"**Model:** `{self.label}`, the **demo model**, trained by `scripts/demo.sh` on synthetic "
-                    "drawn faces: its predictions on real faces mean nothing. It runs with the demo's settings: "
-                    "the whole frame is the face, windows of one synthetic expression (1.875 s) every 0.5 s, random "
-                    "landmark network.")
-        return (f"**Model:** `{self.label}`. Faces are found by MTCNN; windows follow the policy of the "
-                "checkpoint's training data (docs/PREDICT.md).")
 
 
-def find_models(checkpoint, demo_checkpoint, ckpts_dir):
-    """The models offered, the default first: `checkpoint` if given, else the demo's; then the demo's and
-    every *.pth under `ckpts_dir`."""
-    paths = [checkpoint] if checkpoint else []
-    paths += [demo_checkpoint] if os.path.isfile(demo_checkpoint) else []
-    paths += sorted(glob.glob(os.path.join(ckpts_dir, "**", "*.pth"), recursive=True))
+def find_models(checkpoints, ckpts_dir):
+    """The models offered: `checkpoints` (the default first), then every *.pth under `ckpts_dir`, each file once."""
+    paths = [*checkpoints, *sorted(glob.glob(os.path.join(ckpts_dir, "**", "*.pth"), recursive=True))]
     models, seen = [], set()
     for path in paths:
         if (real := os.path.realpath(path)) not in seen:
             seen.add(real)
-            models.append(Model(os.path.normpath(path), path, demo=real == os.path.realpath(demo_checkpoint)))
+            models.append(Model(os.path.normpath(path), path))
     return models
+
+
+def describe_model(label, analyzer):
+    """The page's words on a loaded model: what runs, as its checkpoint says (faces, landmark network, windows), and
+    the note its training data carries."""
+    settings = analyzer.model.settings
+    faces = FACES[analyzer.detector_name]
+    landmarks = "the random landmark network" if analyzer.landmark_weights == "random" else \
+        f"landmark weights `{analyzer.landmark_weights}`"
+    lines = [f"**Model:** `{label}` ({settings.model}; classes {', '.join(settings.class_names)}): {faces}, "
+             f"{landmarks}; windows follow the policy of the checkpoint's training data (docs/PREDICT.md)."]
+    if settings.data_note:
+        lines.append(f"**Note:** {settings.data_note}.")
+    return "\n\n".join(lines)
 
 
 def _no_progress(*args, **kwargs):
@@ -94,18 +96,19 @@ class VideoAnalyses:
         self.running = threading.Lock()  # held by the analysis under way
 
     def describe(self, label):
-        return self.models[label].description()
+        """What the page says of the model labelled `label` (loading it), or why it cannot be loaded."""
+        try:
+            return describe_model(label, self.analyzer(label))
+        except AnalysisError as error:
+            return f"**Model:** `{label}` cannot be loaded: {error}"
 
     def analyzer(self, label):
-        """The model's Analyzer, built on first use (raises AnalysisError)."""
+        """The model's Analyzer, built on first use (raises AnalysisError): its faces, landmark network and windows as
+        its checkpoint stores them (datasets/description.py)."""
         model = self.models[label]
         if model.checkpoint not in self.analyzers:
-            if model.demo:
-                settings = dict(landmark_weights="random", detector="none", options=Options(**DEMO_WINDOWS))
-            else:
-                settings = dict(landmark_weights=self.landmark_weights, detector="mtcnn", data_set=self.data_set)
-            self.analyzers[model.checkpoint] = Analyzer(model.checkpoint, device=self.device, **settings,
-                                                        **self.backend)
+            self.analyzers[model.checkpoint] = Analyzer(model.checkpoint, self.landmark_weights, self.device,
+                                                        data_set=self.data_set, **self.backend)
         return self.analyzers[model.checkpoint]
 
     def analyze(self, video, label, progress=_no_progress):

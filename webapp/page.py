@@ -22,8 +22,8 @@ STOP_CAMERA = f"() => {{ ({CAMERA_BUTTON})('Stop')?.click(); }}"
 
 
 def build_page(analyses, live, default_label, sample_video, sample_hint, keep_hours=24.0):
-    """`analyses`: a webapp.analysis.VideoAnalyses; `live`: a webapp.live.LiveSessions; `sample_video`: the demo's
-    video, or None and `sample_hint` says how to make it. Gradio deletes the files it holds (uploads, files it
+    """`analyses`: a webapp.analysis.VideoAnalyses; `live`: a webapp.live.LiveSessions; `sample_video`: a video to
+    offer, or None and `sample_hint` says how to make it. Gradio deletes the files it holds (uploads, files it
     served) once they are `keep_hours` old, checking every hour at most."""
 
     def analyze(video, label, progress=gr.Progress()):
