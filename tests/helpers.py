@@ -1,10 +1,15 @@
 """Helpers the test modules share (fixtures are in conftest.py): tiny models and inputs, tiny checkpoints,
 running main_finetune.py and reading its log, a Hugging Face cache laid out offline."""
 import argparse
+import contextlib
 import json
 import os
+import signal
+import socket
 import subprocess
 import sys
+import time
+import urllib.request
 from pathlib import Path
 
 import torch
@@ -71,6 +76,39 @@ def write_tiny_dfew(root, size=112):
     `root`; returns `root`."""
     write_synthetic_dfew(root, clips_per_class=5, num_frames=4, size=size, folds=1, seed=0)
     return root
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextlib.contextmanager
+def served_app(args, cwd, log, env=None):
+    """app.py with `args` (a --port is added) started in `cwd` as a user does, its output in the file `log`; yields
+    its URL once it answers, then stops it with SIGTERM and waits for it to exit."""
+    port = free_port()
+    with open(log, "w") as handle:
+        server = subprocess.Popen([sys.executable, str(ROOT / "app.py"), "--port", str(port), *args], cwd=cwd,
+                                  env=dict(os.environ, CUDA_VISIBLE_DEVICES="", **(env or {})), stdout=handle,
+                                  stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}/"
+    deadline = time.time() + 120  # start-up imports gradio and torch: slow on a loaded machine
+    while True:
+        try:
+            urllib.request.urlopen(url, timeout=1)
+            break
+        except OSError:
+            if server.poll() is not None or time.time() > deadline:
+                server.kill()
+                raise AssertionError(f"app.py did not start:\n{Path(log).read_text()[-3000:]}") from None
+            time.sleep(0.3)
+    try:
+        yield url
+    finally:
+        server.send_signal(signal.SIGTERM)
+        server.wait(timeout=60)
 
 
 def run_main(args, check=True, launcher=(sys.executable, "main_finetune.py")):

@@ -8,12 +8,6 @@ import csv
 import json
 import os
 import shutil
-import signal
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 from argparse import Namespace
 from collections import Counter
 from pathlib import Path
@@ -28,7 +22,7 @@ from datasets.classes import DFEW_CLASSES
 from datasets.description import describe_args
 from datasets.synthetic import write_synthetic_dfew
 from scripts.make_synthetic_video import write_video
-from tests.helpers import ROOT, tiny_checkpoint
+from tests.helpers import served_app, tiny_checkpoint
 from tests.videos import write_cv2_video
 from webapp.analysis import Model, VideoAnalyses, find_models
 
@@ -198,51 +192,27 @@ def test_no_model_is_a_one_line_error(tmp_path, monkeypatch, capsys):
                                                                "scripts/demo.sh`")
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture
-def served_app(demo_dir, tmp_path):
-    """app.py serving the demo folder's model, started as a user does; yields its URL. The temporary folder
-    it writes in must be gone once it is stopped."""
-    temp, log, port = tmp_path / "tmp", tmp_path / "app.log", free_port()
+def served_demo(demo_dir, tmp_path):
+    """app.py serving the demo folder's model; yields its URL. The temporary folder it writes in must be gone once
+    it is stopped."""
+    temp = tmp_path / "tmp"
     temp.mkdir()
-    with open(log, "w") as handle:
-        server = subprocess.Popen([sys.executable, str(ROOT / "app.py"), "--port", str(port), "--device", "cpu",
-                                   "--keep_analyses", "1"],
-                                  cwd=demo_dir, env=dict(os.environ, TMPDIR=str(temp), CUDA_VISIBLE_DEVICES=""),
-                                  stdout=handle, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}/"
-    deadline = time.time() + 120  # start-up imports gradio and torch: slow on a loaded machine
-    while True:
-        try:
-            urllib.request.urlopen(url, timeout=1)
-            break
-        except OSError:
-            if server.poll() is not None or time.time() > deadline:
-                server.kill()
-                pytest.fail(f"app.py did not start:\n{log.read_text()[-3000:]}")
-            time.sleep(0.3)
-    try:
+    with served_app(["--device", "cpu", "--keep_analyses", "1"], demo_dir, tmp_path / "app.log",
+                    env=dict(TMPDIR=str(temp))) as url:
         yield url
-    finally:
-        server.send_signal(signal.SIGTERM)
-        server.wait(timeout=20)
     assert not list(temp.glob("s2d-app-*"))
 
 
 @pytest.mark.slow
 @pytest.mark.skipif(CHROMIUM is None, reason="needs Chromium: apt-get install -y chromium")
-def test_page_in_chromium(served_app, demo_dir, not_a_video):
+def test_page_in_chromium(served_demo, demo_dir, not_a_video):
     from playwright.sync_api import expect, sync_playwright
 
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
         page = browser.new_page()
-        page.goto(served_app)
+        page.goto(served_demo)
         expect(page.locator("#model")).to_contain_text("trained on synthetic drawn faces")
         page.locator("#video input[type=file]").set_input_files(demo_dir / app.DEMO_SAMPLE_VIDEO)
         expect(page.locator("#video td[aria-label='synthetic.mp4']")).to_have_count(1)

@@ -9,14 +9,9 @@ import itertools
 import json
 import os
 import shutil
-import signal
-import socket
-import subprocess
-import sys
 import threading
 import time
 import tracemalloc
-import urllib.request
 from pathlib import Path
 
 import cv2
@@ -26,7 +21,7 @@ import predict
 from inference import Analyzer, NewestFrame, Options, UnreadableVideo
 from inference.live import LiveSource, SourceError
 from inference.model import VideoModel
-from tests.helpers import ROOT
+from tests.helpers import served_app
 from tests.videos import face_frame, write_cv2_video, write_timed_video
 from utils import stop
 from webapp.live import LiveSessions
@@ -281,12 +276,6 @@ def write_y4m(path, frames, fps):
             handle.write(b"FRAME\n" + cv2.cvtColor(frame, cv2.COLOR_BGR2YUV_I420).tobytes())
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.mark.slow
 @pytest.mark.skipif(CHROMIUM is None, reason="needs Chromium: apt-get install -y chromium")
 def test_live_tab_in_chromium_with_a_fake_camera(checkpoint, tmp_path):
@@ -297,54 +286,35 @@ def test_live_tab_in_chromium_with_a_fake_camera(checkpoint, tmp_path):
 
     camera = tmp_path / "camera.y4m"
     write_y4m(camera, [moving_face(i, 320, 240) for i in range(120)], 10)
-    log, port = tmp_path / "app.log", free_port()
-    with open(log, "w") as handle:
-        server = subprocess.Popen([sys.executable, str(ROOT / "app.py"), "--port", str(port), "--device", "cpu",
-                                   "--checkpoint", str(checkpoint), "--landmark_weights", "random"],
-                                  cwd=tmp_path, env=dict(os.environ, CUDA_VISIBLE_DEVICES=""), stdout=handle,
-                                  stderr=subprocess.STDOUT)
-    url, deadline = f"http://127.0.0.1:{port}/", time.time() + 120
-    while True:
-        try:
-            urllib.request.urlopen(url, timeout=1)
-            break
-        except OSError:
-            if server.poll() is not None or time.time() > deadline:
-                server.kill()
-                pytest.fail(f"app.py did not start:\n{log.read_text()[-3000:]}")
-            time.sleep(0.3)
-    errors = []
-    try:
-        with sync_playwright() as playwright:
-            browser = playwright.chromium.launch(executable_path=CHROMIUM, args=[
-                "--no-sandbox", "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
-                f"--use-file-for-fake-video-capture={camera}"])
-            page = browser.new_context(permissions=["camera"]).new_page()
-            page.on("console", lambda message: message.type == "error" and errors.append(message.text))
-            page.on("pageerror", lambda error: errors.append(str(error)))
-            page.on("response", lambda response: response.status >= 400 and errors.append(response.url))
-            page.goto(url)
-            page.get_by_role("tab", name="Live").click()
-            page.click("#live-start")
-            faces = page.locator("#live-faces").get_by_role("row")
-            expect(faces).to_have_count(2, timeout=90_000)  # the header and face #1
-            first = faces.nth(1).get_by_role("gridcell").all_inner_texts()
-            assert first[0] == "#1" and first[1] in ("happy", "sad", "neutral", "angry", "surprise", "disgust",
-                                                      "fear") and 0 < float(first[2]) <= 1
-            timeline = page.locator("#live-timeline img")
-            expect(timeline).to_have_count(1)
-            first_image = timeline.get_attribute("src")
-            expect(page.locator("#live-status")).to_contain_text("windows/s")
-            expect(timeline).not_to_have_attribute("src", first_image, timeout=60_000)  # it keeps updating
-            page.click("#live-stop")
-            expect(page.locator("#live-status")).to_contain_text("Live stopped", timeout=30_000)
-            expect(page.locator("#camera button", has_text="Record")).to_have_count(1)  # the camera stopped too
-            time.sleep(2)  # frames still under way change nothing
-            expect(page.locator("#live-status")).to_contain_text("Live stopped")
-            browser.close()
-    finally:
-        server.send_signal(signal.SIGTERM)
-        server.wait(timeout=30)
+    errors, log = [], tmp_path / "app.log"
+    with served_app(["--device", "cpu", "--checkpoint", str(checkpoint), "--landmark_weights", "random"], tmp_path,
+                    log) as url, sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=[
+            "--no-sandbox", "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
+            f"--use-file-for-fake-video-capture={camera}"])
+        page = browser.new_context(permissions=["camera"]).new_page()
+        page.on("console", lambda message: message.type == "error" and errors.append(message.text))
+        page.on("pageerror", lambda error: errors.append(str(error)))
+        page.on("response", lambda response: response.status >= 400 and errors.append(response.url))
+        page.goto(url)
+        page.get_by_role("tab", name="Live").click()
+        page.click("#live-start")
+        faces = page.locator("#live-faces").get_by_role("row")
+        expect(faces).to_have_count(2, timeout=90_000)  # the header and face #1
+        first = faces.nth(1).get_by_role("gridcell").all_inner_texts()
+        assert first[0] == "#1" and first[1] in ("happy", "sad", "neutral", "angry", "surprise", "disgust",
+                                                  "fear") and 0 < float(first[2]) <= 1
+        timeline = page.locator("#live-timeline img")
+        expect(timeline).to_have_count(1)
+        first_image = timeline.get_attribute("src")
+        expect(page.locator("#live-status")).to_contain_text("windows/s")
+        expect(timeline).not_to_have_attribute("src", first_image, timeout=60_000)  # it keeps updating
+        page.click("#live-stop")
+        expect(page.locator("#live-status")).to_contain_text("Live stopped", timeout=30_000)
+        expect(page.locator("#camera button", has_text="Record")).to_have_count(1)  # the camera stopped too
+        time.sleep(2)  # frames still under way change nothing
+        expect(page.locator("#live-status")).to_contain_text("Live stopped")
+        browser.close()
     text = log.read_text()
     assert not errors, errors
     assert "Traceback" not in text and "error" not in text.lower(), text[-3000:]

@@ -7,7 +7,6 @@ completes the rest."""
 import csv
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -17,18 +16,12 @@ import pytest
 import torch
 
 from scripts.make_synthetic_video import write_video
-from tests.helpers import ENV, ROOT, read_log, run_main, tiny_checkpoint, write_tiny_dfew
+from tests.helpers import ENV, ROOT, free_port, read_log, run_main, tiny_checkpoint, write_tiny_dfew
 
 pytestmark = pytest.mark.slow
 # torchrun sets OMP_NUM_THREADS=1 only for several processes per agent: one thread each, as the agent with two has
 ONE_THREAD = {"CUDA_VISIBLE_DEVICES": "", "OMP_NUM_THREADS": "1"}
 CORPUS_FLAGS = ("--landmark_weights", "random", "--device", "cpu", "--no_detect", "--source_fps", "8", "--no_video")
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def start_agents(script_args, logs, port=None):
