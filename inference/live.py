@@ -418,7 +418,7 @@ class LiveAnalysis:
         finally:
             self.abandon.set()  # the source's reader stops too (the duration was reached, or an error)
             if recording is not None:
-                recording.close()
+                recording.close(flush=self.failure is None)
             self.windows.finish()
 
     def _open_outputs(self):

@@ -228,9 +228,20 @@ class VideoEncoder:
         picture.time_base = VIDEO_TIME_BASE
         self.container.mux(self.stream.encode(picture))
 
-    def close(self):
-        self.container.mux(self.stream.encode())
-        self.container.close()
+    def close(self, flush=True):
+        """Flush the encoder (`flush`: the frames it still holds) and close the file, also when flushing fails (a
+        full disk: the file's space then comes back once it is removed)."""
+        try:
+            if flush:
+                self.container.mux(self.stream.encode())
+        finally:
+            self.container.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, kind, error, traceback):
+        self.close(flush=kind is None)
 
 
 def annotate_video(path, frames, box_records, serial_to_id, labels, class_names, size, every, rate=None):
@@ -238,8 +249,7 @@ def annotate_video(path, frames, box_records, serial_to_id, labels, class_names,
     box, track id and the label of the window whose centre is nearest. `box_records` come in frame order; a box is
     drawn on the frames up to the next processed frame (`every`)."""
     records, pending, current, shown_frame = iter(box_records), None, {}, -math.inf
-    video = VideoEncoder(path, size, rate)
-    try:
+    with VideoEncoder(path, size, rate) as video:
         for frame in frames:
             if pending is None:
                 pending = next(records, None)
@@ -261,5 +271,3 @@ def annotate_video(path, frames, box_records, serial_to_id, labels, class_names,
                 draw_face(frame.image, box, track_id,
                           f"#{track_id} {class_names[tops[nearest]]} {confidences[nearest]:.2f}")
             video.write(frame.image, frame.time)
-    finally:
-        video.close()

@@ -8,7 +8,8 @@ may die without taking the others down. Start it first, then every machine's tor
 
     python scripts/rendezvous_store.py --port 29400
 
-It serves until Ctrl-C or SIGTERM. docs/PREDICT.md, "Several machines", tells the whole set-up.
+It serves until Ctrl-C or SIGTERM. docs/PREDICT.md, "How it works", tells the whole set-up (a machine that
+dies, and the rendezvous store).
 """
 import argparse
 import signal

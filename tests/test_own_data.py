@@ -296,7 +296,7 @@ def test_class_names_and_sampling_travel_from_the_data_set_to_the_analysis(train
         assert handle.readline().strip().split(",")[9:] == [*names, "top_class"]
     analyzer = Analyzer(str(trained / "run" / "checkpoint.pth"), landmark_weights="random", device="cpu")
     assert analyzer.model.class_names == names
-    models = find_models(str(trained / "run" / "checkpoint.pth"), str(tmp_path / "no_demo.pth"), str(tmp_path))
+    models = find_models([str(trained / "run" / "checkpoint.pth")], str(tmp_path))
     page = VideoAnalyses(models, str(tmp_path), "random", "cpu")  # the web page's models and table
     assert page.analyzer(models[0].label).model.class_names == names
     assert track_table(AnalysisSummary(**summary))["headers"][5:] == [f"{n} %" for n in names]
