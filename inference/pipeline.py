@@ -193,7 +193,6 @@ class Analyzer:
             stop_point()
         return Result(output_dir, summary)
 
-
     def live(self, source, output_dir=None, realtime=False, duration=None, save_video=False,
              **overrides) -> LiveAnalysis:
         """A live analysis of `source`, iterated for its inference.live.LiveReadings as each window is classified:
