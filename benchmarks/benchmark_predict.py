@@ -166,16 +166,16 @@ def predict_with_stage_clock(clock_path, predict_args):
     Decoding, detection, tracking and crops run in the worker thread while the model runs in the main thread,
     so the stages overlap; `analysis` is the whole call."""
     import predict
-    from inference import faces, mtcnn, pipeline
+    from inference import faces, mtcnn, pipeline, segment, tracking
     clock = collections.Counter()
     pipeline.VideoReader.__iter__ = timed_iterator(clock, "decode", pipeline.VideoReader.__iter__)
     for detector in (mtcnn.MTCNNDetector, faces.HaarDetector, faces.YuNetDetector, faces.WholeFrame):
         detector.__call__ = timed(clock, "detect", detector.__call__)
-    pipeline.face_crop = timed(clock, "crop", pipeline.face_crop)
-    pipeline.FaceTracker.update = timed(clock, "track", pipeline.FaceTracker.update)
+    segment.face_crop = timed(clock, "crop", segment.face_crop)
+    tracking.FaceTracker.update = timed(clock, "track", tracking.FaceTracker.update)
     pipeline.VideoModel.classify_and_embed = timed(clock, "model", pipeline.VideoModel.classify_and_embed)
     pipeline.PredictionWriter.add = timed(clock, "outputs", pipeline.PredictionWriter.add)
-    for name in ("write_json_atomically", "timeline_and_labels", "plot_timeline", "annotate_video"):
+    for name in ("write_json_atomically", "write_timeline", "annotate_video"):
         setattr(pipeline, name, timed(clock, "outputs", getattr(pipeline, name)))
     pipeline.Analyzer.analyze = timed(clock, "analysis", pipeline.Analyzer.analyze)
     code = predict.run(predict_args)

@@ -36,8 +36,8 @@ NATIVE_BF16_FLAGS = ("amx_bf16", "avx512_bf16")
 FASTEST_FIRST = {
     "native_bf16": (("openvino", "bf16"), ("torch", "bf16"), ("torch", "int8"), ("onnxruntime", "int8"),
                     ("openvino", "fp32"), ("torch", "fp32"), ("onnxruntime", "fp32")),
-    "no_bf16": (("torch", "int8"), ("onnxruntime", "int8"), ("torch", "fp32"), ("openvino", "fp32"),
-                ("onnxruntime", "fp32"), ("torch", "bf16"), ("openvino", "bf16")),
+    "no_bf16": (("torch", "int8"), ("onnxruntime", "int8"), ("openvino", "fp32"), ("onnxruntime", "fp32"),
+                ("torch", "fp32"), ("torch", "bf16"), ("openvino", "bf16")),
 }
 FP32_TOLERANCE = 1e-4  # largest |logit difference| / max(1, largest |logit|) of an fp32 path
 MEAN_PROBABILITY_TOLERANCE = 0.01

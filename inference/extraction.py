@@ -44,11 +44,10 @@ from utils.progress import ProgressLogger
 
 from .corpus import shares
 from .decode import VideoError, VideoReader, probe_video
-from .detectors import build_detector, crop_margin
+from .detectors import build_detector
 from .face_flags import detector_name
 from .pipeline import Options
 from .segment import SegmentFaces
-from .tracking import face_tracker
 from .windows import Sample, TrackWindows, WindowPolicy
 
 SETTINGS_FILE = "extraction.json"
@@ -190,7 +189,6 @@ class Extractor:
                                max_gap_seconds=args.max_gap_seconds, break_seconds=args.break_seconds,
                                min_track_frames=args.min_track_frames)
         self.options.check()
-        self.margin = crop_margin(self.options.margin, self.detector_name)
         self.detector = build_detector(self.detector_name, args.detector_model, args.min_face, args.device)
 
     def video(self, path, clips):
@@ -216,8 +214,8 @@ class Extractor:
             spread = self.sampling["mode"] == "spread"
             policy = None if spread else WindowPolicy(1, 1 / self.sampling["fps"], 1 / self.sampling["fps"],
                                                       "extraction: consecutive frames")
-            faces = SegmentFaces(self._segment_frames(info, clip, decoded), self.detector,
-                                 face_tracker(self.options, self.detector_name), policy, self.size, self.margin)
+            faces = SegmentFaces.with_options(self._segment_frames(info, clip, decoded), self.detector,
+                                              self.detector_name, self.options, policy, self.size, scheduled=False)
             detections, written = {}, {}  # spread: track serial -> [(time, frame index, box)]; fps: windows written
             for step in faces:
                 for observation, sample in zip(step.observations or (), step.samples):

@@ -31,20 +31,15 @@ from utils.stop import requested as stop_requested
 from utils.stop import stop_point
 
 from .decode import Frame, VideoError, VideoReader, probe_video
-from .detection_schedule import DetectionSchedule
-from .detectors import crop_margin
 from .outputs import (
     FeatureWriter,
     PredictionWriter,
     VideoEncoder,
     draw_face,
-    plot_timeline,
-    timeline_and_labels,
-    track_summaries,
+    write_timeline,
 )
 from .segment import SegmentFaces
 from .summary import AnalysisSummary
-from .tracking import face_tracker
 
 NETWORK_SCHEMES = ("rtsp", "rtsps", "rtmp", "rtmps", "http", "https", "udp", "tcp", "srt", "rtp")
 LIVE_OUTPUT_FILES = ("predictions.csv", "summary.json", "timeline.png", "recording.mp4", "features.npy")
@@ -331,11 +326,8 @@ class LiveAnalysis:
         self.abandon = self.frames.abandon  # set when the stream ends: the source and the face tracking stop
         self.save_video = save_video and self.output_dir is not None
         self.settings, self.class_names = analyzer.model.settings, analyzer.model.class_names
-        self.margin = crop_margin(options.margin, analyzer.detector_name)
-        self.tracker = face_tracker(options, analyzer.detector_name)
-        self.schedule = DetectionSchedule(0 if analyzer.detector_name == "none" else options.detect_interval)
-        self.faces = SegmentFaces(self._frames_within_duration(), analyzer.detector, self.tracker, policy,
-                                  self.settings.short_side_size, self.margin, self.schedule)
+        self.faces = SegmentFaces.with_options(self._frames_within_duration(), analyzer.detector,
+                                               analyzer.detector_name, options, policy, self.settings.short_side_size)
         self.windows = NewestWindows()
         self.latency = LatencyRecord()
         self.latest = {}  # track id -> its latest reading's label, drawn on recording.mp4
@@ -448,18 +440,12 @@ class LiveAnalysis:
         ended, complete = self.ended()
         duration = self.last_time - self.start_time if self.last_time is not None else 0.0
         width, height = self.frames.size or (0, 0)
-        summary = AnalysisSummary(
+        summary = AnalysisSummary.of_analysis(
+            self.analyzer.model, self.analyzer.detector_name, self.options, self.policy, self.faces, writer,
             video=self.source_name, container=dict(width=width, height=height, live=True),
-            frames_decoded=self.frames.received, frames_detected=self.schedule.frames_detected,
-            duration_s=round(duration, 4), complete=complete, repaired_timestamps=0, seconds=round(elapsed, 3),
-            video_frames_per_second=round(self.frames_tracked / max(elapsed, 1e-9), 3), windows=writer.rows,
-            tracks=track_summaries(writer, {i: self.faces.spans[s] for s, i in self.faces.serial_to_id.items()},
-                                   self.class_names),
-            dropped_short_tracks=self.tracker.num_dropped, class_names=self.class_names,
-            model=dict(checkpoint=self.analyzer.model.path, **vars(self.settings)),
-            window_policy=dict(asdict(self.policy), span_seconds=self.policy.span),
-            detector=self.analyzer.detector_name, margin=self.margin, options=asdict(self.options),
-            backend=asdict(self.analyzer.model.backend),
+            frames_decoded=self.frames.received, duration_s=round(duration, 4), complete=complete,
+            repaired_timestamps=0, seconds=round(elapsed, 3),
+            video_frames_per_second=round(self.frames_tracked / max(elapsed, 1e-9), 3),
             live=dict(source=self.source_name, ended=ended, frames_received=self.frames.received,
                       frames_skipped=self.frames.skipped, frames_tracked=self.frames_tracked,
                       windows_cut=self.windows.total_offered, windows_classified=latency.model_windows,
@@ -472,9 +458,7 @@ class LiveAnalysis:
         elif not self.faces.serial_to_id:
             summary.warning = f"no face found in {self.source_name}"
         write_json_atomically(os.path.join(out, "summary.json"), summary.to_json())
-        timeline, _ = timeline_and_labels(os.path.join(out, "predictions.csv"), self.class_names, max(duration, 0))
-        plot_timeline(os.path.join(out, "timeline.png"), timeline, self.class_names,
-                      f"{self.source_name} ({self.settings.model}, live)")
+        write_timeline(out, self.class_names, max(duration, 0), f"{self.source_name} ({self.settings.model}, live)")
         figures = summary.live
         print(f"live ended ({ended}): {len(self.faces.serial_to_id)} track(s), {writer.rows} readings, "
               f"{figures['windows_dropped']} windows dropped; {figures['frames_received']} frames received "

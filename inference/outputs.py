@@ -138,6 +138,13 @@ def timeline_and_labels(path, class_names, duration):
     return timeline, {t: tuple(np.array(column) for column in columns) for t, columns in labels.items()}
 
 
+def write_timeline(folder, class_names, duration, title):
+    """timeline.png in `folder` from its predictions.csv; returns the annotated video's labels (timeline_and_labels)."""
+    timeline, labels = timeline_and_labels(os.path.join(folder, "predictions.csv"), class_names, duration)
+    plot_timeline(os.path.join(folder, "timeline.png"), timeline, class_names, title)
+    return labels
+
+
 def plot_timeline(path, timeline, class_names, title):
     """timeline_figure as a PNG file."""
     fig = timeline_figure(timeline, class_names, title)

@@ -27,8 +27,8 @@ from utils.stop import stop_point
 
 from .backends import BackendError, check_request, needs_cpu
 from .decode import VideoError, VideoReader, probe_video
-from .detection_schedule import DEFAULT_DETECT_INTERVAL, DetectionSchedule, InterpolatedBoxes
-from .detectors import build_detector, crop_margin
+from .detection_schedule import DEFAULT_DETECT_INTERVAL, InterpolatedBoxes
+from .detectors import build_detector
 from .faces import DetectorError
 from .live import LiveAnalysis, LiveSource, NewestFrame, SourceError
 from .model import CheckpointError, VideoModel
@@ -37,15 +37,12 @@ from .outputs import (
     FeatureWriter,
     PredictionWriter,
     annotate_video,
-    plot_timeline,
     read_box_records,
-    timeline_and_labels,
-    track_summaries,
     video_codec,
+    write_timeline,
 )
 from .segment import SegmentFaces
 from .summary import AnalysisSummary
-from .tracking import face_tracker
 from .windows import window_policy
 
 OUTPUT_FILES = ("predictions.csv", "summary.json", "timeline.png", "annotated.mp4", "features.npy")
@@ -274,12 +271,9 @@ class _VideoAnalysis:
         self.analyzer, self.options, self.policy, self.info, self.staging = analyzer, options, policy, info, staging
         self.progress = progress
         self.settings, self.class_names = analyzer.model.settings, analyzer.model.class_names
-        self.margin = crop_margin(options.margin, analyzer.detector_name)
-        self.tracker = face_tracker(options, analyzer.detector_name)
         self.reader = VideoReader(info, options.frame_stride, options.max_seconds)
-        self.schedule = DetectionSchedule(0 if analyzer.detector_name == "none" else options.detect_interval)
-        self.faces = SegmentFaces(self._frames(), analyzer.detector, self.tracker, policy,
-                                  self.settings.short_side_size, self.margin, self.schedule)
+        self.faces = SegmentFaces.with_options(self._frames(), analyzer.detector, analyzer.detector_name, options,
+                                               policy, self.settings.short_side_size)
         self.fitting_batch, self.repeating_windows = options.batch_size, 0
         self.abandoned = threading.Event()  # set when the frame loop's consumer has gone (an error, a stop)
 
@@ -306,22 +300,14 @@ class _VideoAnalysis:
         elapsed = time.time() - start
         reader = self.reader
         duration = reader.last_time or 0.0
-        summary = AnalysisSummary(
+        summary = AnalysisSummary.of_analysis(
+            self.analyzer.model, self.analyzer.detector_name, options, self.policy, self.faces, writer,
             video=info.path,
             container=dict(fps=info.fps, frame_count=info.frame_count, duration_s=round(info.duration, 4),
                            width=info.width, height=info.height, rotation=info.rotation, codec=info.codec),
-            frames_decoded=reader.frames_decoded, frames_detected=self.schedule.frames_detected,
-            duration_s=round(duration, 4),
+            frames_decoded=reader.frames_decoded, duration_s=round(duration, 4),
             complete=not reader.ended_early, repaired_timestamps=reader.repaired_timestamps,
-            seconds=round(elapsed, 3), video_frames_per_second=round(reader.frames_decoded / max(elapsed, 1e-9), 3),
-            windows=writer.rows,
-            tracks=track_summaries(writer, {i: self.faces.spans[s] for s, i in self.faces.serial_to_id.items()},
-                                   self.class_names),
-            dropped_short_tracks=self.tracker.num_dropped, class_names=self.class_names,
-            model=dict(checkpoint=self.analyzer.model.path, **vars(self.settings)),
-            window_policy=dict(asdict(self.policy), span_seconds=self.policy.span),
-            detector=self.analyzer.detector_name, margin=self.margin, options=asdict(options),
-            backend=asdict(model_backend))
+            seconds=round(elapsed, 3), video_frames_per_second=round(reader.frames_decoded / max(elapsed, 1e-9), 3))
         if options.write_video:
             summary.annotated_video = dict(codec=video_codec(), frame_times="as decoded")
         if self.fitting_batch < options.batch_size:
@@ -339,14 +325,13 @@ class _VideoAnalysis:
         if summary.warning is not None:
             print(f"warning: {summary.warning}", file=stream)
         write_json_atomically(os.path.join(out, "summary.json"), summary.to_json())
-        timeline, labels = timeline_and_labels(os.path.join(out, "predictions.csv"), self.class_names, duration)
-        plot_timeline(os.path.join(out, "timeline.png"), timeline, self.class_names,
-                      f"{os.path.basename(info.path)} ({self.settings.model})")
+        title = f"{os.path.basename(info.path)} ({self.settings.model})"
+        labels = write_timeline(out, self.class_names, duration, title)
         if options.write_video:
             self._annotated_video(labels)
         os.remove(os.path.join(out, "boxes.bin"))
         print(f"{len(self.faces.serial_to_id)} track(s), {writer.rows} windows; {reader.frames_decoded} frames "
-              f"({self.schedule.frames_detected} detected) in {elapsed:.1f} s "
+              f"({self.faces.schedule.frames_detected} detected) in {elapsed:.1f} s "
               f"({summary.video_frames_per_second:.1f} frames/s)", file=stream)
         return summary
 

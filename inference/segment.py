@@ -10,8 +10,9 @@ import numpy as np
 
 from .align import face_crop
 from .decode import Frame
-from .detection_schedule import with_next_times
-from .tracking import Observation
+from .detection_schedule import DetectionSchedule, with_next_times
+from .detectors import crop_margin
+from .tracking import Observation, face_tracker
 from .windows import Sample, TrackWindows, Window
 
 
@@ -61,6 +62,14 @@ class SegmentFaces:
         self.track_windows: dict[int, TrackWindows] = {}
         self.spans: dict[int, TrackSpan] = {}
         self.serial_to_id: dict[int, int] = {}
+
+    @classmethod
+    def with_options(cls, frames, detector, detector_name, options, policy, crop_size, scheduled=True):
+        """SegmentFaces set up by `options` (inference.Options): the detector's crop margin and tracker and, when
+        `scheduled`, the detection schedule of options.detect_interval (every frame without a detector)."""
+        schedule = DetectionSchedule(0 if detector_name == "none" else options.detect_interval) if scheduled else None
+        return cls(frames, detector, face_tracker(options, detector_name), policy, crop_size,
+                   crop_margin(options.margin, detector_name), schedule)
 
     def __iter__(self):
         for frame, next_time in with_next_times(self.frames):

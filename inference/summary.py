@@ -3,6 +3,8 @@ import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from .outputs import track_summaries
+
 
 @dataclass
 class AnalysisSummary:
@@ -30,6 +32,19 @@ class AnalysisSummary:
     repeated_frames: dict | None = None  # windows whose samples repeat frames, and why
     warning: str | None = None  # a video that broke off, or in which no face was found
     live: dict | None = None  # a live stream's figures: how it ended, frames skipped, windows dropped, latency
+
+    @classmethod
+    def of_analysis(cls, model, detector_name, options, policy, faces, writer, **fields) -> "AnalysisSummary":
+        """The summary of an analysis by `model` (inference.model.VideoModel) with `options` and `policy`, in which
+        `faces` (inference.segment.SegmentFaces) cut the windows that `writer` (inference.outputs.PredictionWriter)
+        wrote; `fields`: what the video or stream adds."""
+        spans = {track_id: faces.spans[serial] for serial, track_id in faces.serial_to_id.items()}
+        return cls(frames_detected=faces.schedule.frames_detected, windows=writer.rows,
+                   tracks=track_summaries(writer, spans, model.class_names),
+                   dropped_short_tracks=faces.tracker.num_dropped, class_names=model.class_names,
+                   model=dict(checkpoint=model.path, **vars(model.settings)),
+                   window_policy=dict(asdict(policy), span_seconds=policy.span), detector=detector_name,
+                   margin=faces.margin, options=asdict(options), backend=asdict(model.backend), **fields)
 
     def to_json(self) -> dict:
         """The summary.json content: the optional entries only when set."""

@@ -132,7 +132,9 @@ def test_auto_tries_bf16_first_only_with_native_bf16(cpu):
 
 
 def test_auto_never_tries_int8_nor_bf16_without_native_bf16():
-    assert candidates("auto", "auto", AVX2, lambda b: True)[0] == [("torch", "fp32", False)]
+    assert candidates("auto", "auto", AVX2, lambda b: True)[0] == [("openvino", "fp32", True),
+                                                                   ("onnxruntime", "fp32", True),
+                                                                   ("torch", "fp32", False)]
     for cpu in (AVX2, AMX):
         assert not any(p == "int8" for _, p, _ in candidates("auto", "auto", cpu, lambda b: True)[0])
     assert candidates("onnxruntime", "auto", AMX, lambda b: True)[0] == [("onnxruntime", "fp32", False)]
