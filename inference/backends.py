@@ -9,6 +9,7 @@ AVX512-BF16); int8 only when asked for (`candidates`). The verdicts are kept in 
 (inference/export.py), so a checkpoint is exported and verified once per library versions and CPU. On a GPU,
 PyTorch runs as before (autocast).
 """
+import ctypes
 import importlib.util
 import json
 import logging
@@ -36,8 +37,8 @@ NATIVE_BF16_FLAGS = ("amx_bf16", "avx512_bf16")
 FASTEST_FIRST = {
     "native_bf16": (("openvino", "bf16"), ("torch", "bf16"), ("torch", "int8"), ("onnxruntime", "int8"),
                     ("openvino", "fp32"), ("torch", "fp32"), ("onnxruntime", "fp32")),
-    "no_bf16": (("torch", "int8"), ("onnxruntime", "int8"), ("openvino", "fp32"), ("onnxruntime", "fp32"),
-                ("torch", "fp32"), ("torch", "bf16"), ("openvino", "bf16")),
+    "no_bf16": (("torch", "int8"), ("onnxruntime", "int8"), ("torch", "fp32"), ("openvino", "fp32"),
+                ("onnxruntime", "fp32"), ("torch", "bf16"), ("openvino", "bf16")),
 }
 FP32_TOLERANCE = 1e-4  # largest |logit difference| / max(1, largest |logit|) of an fp32 path
 MEAN_PROBABILITY_TOLERANCE = 0.01
@@ -185,13 +186,36 @@ class OpenVINORunner:
     def __init__(self, path, precision, cache_dir):
         import openvino
 
-        self.compiled = openvino.Core().compile_model(path, "CPU", {
-            "INFERENCE_PRECISION_HINT": {"fp32": "f32", "bf16": "bf16"}[precision],
-            "INFERENCE_NUM_THREADS": torch.get_num_threads(), "CACHE_DIR": cache_dir})
+        with signal_stack_kept():
+            self.compiled = openvino.Core().compile_model(path, "CPU", {
+                "INFERENCE_PRECISION_HINT": {"fp32": "f32", "bf16": "bf16"}[precision],
+                "INFERENCE_NUM_THREADS": torch.get_num_threads(), "CACHE_DIR": cache_dir})
 
     def __call__(self, video):
         outputs = self.compiled(video.cpu().numpy())
         return torch.from_numpy(outputs[0].copy()), torch.from_numpy(outputs[1].copy())
+
+
+class _SignalStack(ctypes.Structure):
+    _fields_ = [("ss_sp", ctypes.c_void_p), ("ss_flags", ctypes.c_int), ("ss_size", ctypes.c_size_t)]
+
+
+@contextmanager
+def signal_stack_kept():
+    """Puts this thread's alternate signal stack back as it was. OpenVINO 2026.4 gives the thread that compiles a
+    model a signal stack of the model's own and, when the model is freed, the one it replaced: two models freed in
+    the order they were made leave the thread on freed memory, and the next signal a Python handler takes (Python
+    handlers run on that stack; a stop request is one) kills the process with SIGSEGV."""
+    sigaltstack = getattr(ctypes.CDLL(None), "sigaltstack", None)  # POSIX; elsewhere nothing to keep
+    if sigaltstack is None:
+        yield
+        return
+    previous = _SignalStack()
+    sigaltstack(None, ctypes.byref(previous))
+    try:
+        yield
+    finally:
+        sigaltstack(ctypes.byref(previous), None)
 
 
 def check_clips(video_model, count=CHECK_CLIPS) -> torch.Tensor:
