@@ -21,8 +21,8 @@ FRAMES, SIZE = 4, 64
 MIN_TOP1_AGREEMENT, MAX_MEAN_PROBABILITY_DIFFERENCE = 0.99, 0.01
 NATIVE_BF16 = pytest.mark.skipif(not read_cpu().native_bf16, reason="OpenVINO computes bf16 only on a CPU with "
                                                                     "native bf16 (AMX or AVX512-BF16); this has none")
-AUTO_PATHS = [("torch", "bf16"), pytest.param("openvino", "bf16", marks=NATIVE_BF16), ("openvino", "fp32"),
-              ("onnxruntime", "fp32")]
+AUTO_PATHS = [pytest.param("torch", "bf16", marks=pytest.mark.slow),  # emulated, so slow, without native bf16
+              pytest.param("openvino", "bf16", marks=NATIVE_BF16), ("openvino", "fp32"), ("onnxruntime", "fp32")]
 
 
 @pytest.fixture(scope="module")

@@ -155,6 +155,7 @@ def test_missing_inputs_are_named_before_anything_runs(released):
     assert "MAFW fold 3 (w/o oversampling)" in errors  # run.sh checks every recipe first
 
 
+@pytest.mark.slow
 def test_oversampling_says_where_no_checkpoint_is_released(released):
     result = run_eval(released, "scripts/ft_ferv39k.sh", OVERSAMPLE="1", OUTPUT_ROOT=str(released / "os"))
     assert result.returncode == 0, result.stderr[-3000:]

@@ -78,6 +78,7 @@ def test_channels_last_landmark_network_gives_the_same_features():
     torch.testing.assert_close(landmark(video), expected, rtol=1e-4, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_compiled_model_runs_and_keeps_names_and_checkpoints(tmp_path):
     """--compile's wiring (nn.Module.compile of both modules) run through dynamo; the 'eager' backend stands in for
     inductor, whose code generation takes minutes on 2 CPU cores."""

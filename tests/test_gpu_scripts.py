@@ -41,6 +41,7 @@ def test_profile_attributes_the_whole_step_to_module_groups(tmp_path):
     assert json.loads((tmp_path / "p.json").read_text())["results"][1]["mode"] == "train"
 
 
+@pytest.mark.slow
 def test_benchmark_gpu_times_variants_side_by_side_with_ratios(tmp_path):
     out = benchmark_gpu.main(TINY + ["--frames", "2", "--batches", "1", "--iters", "1", "--warmup", "0",
                                      "--variants", "S2D eager,ViT eager,S2D lean+fold,S2D lean+fold cuda_graph",

@@ -223,7 +223,7 @@ def fixture_groups(groups):
     return {tuple(group["names"]): (group["lr_scale"], group["weight_decay"]) for group in groups}
 
 
-@pytest.mark.parametrize("run_name", ["mixup", "sdl"])
+@pytest.mark.parametrize("run_name", [pytest.param("mixup", marks=pytest.mark.slow), "sdl"])
 def test_one_training_epoch_matches_the_original(run_name):
     """Freezing, lr scaling, parameter groups, lr and weight-decay schedules, per-step group lr and weight decay,
     mixup, SDL, accumulation and clipping: the losses, the weights and the SDL queues after one epoch."""

@@ -285,6 +285,7 @@ def test_out_of_gpu_memory_retries_the_batch_in_halves(checkpoint, tmp_path, mon
     assert sorted(os.listdir(tmp_path)) == ["free", "synthetic.mp4", "synthetic.mp4.json", "tight"]
 
 
+@pytest.mark.slow
 def test_windows_that_repeat_frames_are_reported(face_video, checkpoint, tmp_path, capsys):
     """A 10 fps video under a 25 fps grid, and --every 2 under a 10 fps grid: each window's samples take some frames
     twice; summary.json counts those windows and says why, stderr once. A grid as dense as the frames: no note."""
