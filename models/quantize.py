@@ -1,4 +1,5 @@
 """Dynamic int8 quantization of the Linear layers, for faster inference on a CPU."""
+import re
 import warnings
 from contextlib import contextmanager
 
@@ -10,10 +11,11 @@ from torch import nn
 PREFERRED_ENGINE = "onednn"
 
 
-def quantize_int8(model: nn.Module) -> nn.Module:
+def quantize_int8(model: nn.Module, keep_float: str | None = None) -> nn.Module:
     """An inference-only copy of `model` on the CPU whose nn.Linear layers (ViT blocks, adapters, temporal
     attention, head: nearly all of the computation) run in int8: weights quantized once per tensor,
-    activations quantized on the fly per call. Everything else stays float32; `model` is left unchanged.
+    activations quantized on the fly per call. Everything else stays float32, and so do the Linear layers whose
+    name `keep_float` (a regular expression) finds; `model` is left unchanged.
     The weights are packed for oneDNN where this PyTorch has it (the packing picks the kernels that run;
     the process-wide quantized engine is left as it was).
     """
@@ -23,7 +25,10 @@ def quantize_int8(model: nn.Module) -> nn.Module:
         # torch.ao.quantization is deprecated in favour of torchao, but shipped and working in the pinned torch
         warnings.filterwarnings("ignore", message=r"torch\.ao\.quantization is deprecated")
         warnings.filterwarnings("ignore", message=r"torch\.quantize_per_tensor, torch\.quantize_per_channel")
-        quantized = torch.ao.quantization.quantize_dynamic(model, {nn.Linear}, dtype=torch.qint8)
+        layers = {nn.Linear} if keep_float is None else {
+            name: torch.ao.quantization.default_dynamic_qconfig for name, module in model.named_modules()
+            if isinstance(module, nn.Linear) and not re.search(keep_float, name)}
+        quantized = torch.ao.quantization.quantize_dynamic(model, layers, dtype=torch.qint8)
     return quantized.eval()
 
 

@@ -25,8 +25,7 @@ AUTO_PATHS = [pytest.param("torch", "bf16", marks=pytest.mark.slow),  # emulated
               pytest.param("openvino", "bf16", marks=NATIVE_BF16), ("openvino", "fp32"), ("onnxruntime", "fp32")]
 
 
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory):
+def trained_tiny_checkpoint(path):
     """s2d_tiny_patch8_64 with the trained weights of the shipped static checkpoint (ckpts/demo: 91% on drawn still
     faces), its classifier as the video head (the frames' class tokens averaged, then classified), the temporal
     adapters at their initialisation: no video-stage training, which takes minutes on 2 CPU cores."""
@@ -35,10 +34,14 @@ def trained(tmp_path_factory):
     static = load_checkpoint(model, ROOT / "ckpts" / "demo" / "s2d_image_tiny_patch8_64_synthetic.pth", "pretrained")
     state = dict(model.state_dict(), **{"head.fc_cls.weight": static["model"]["head.weight"],
                                         "head.fc_cls.bias": static["model"]["head.bias"]})
-    path = tmp_path_factory.mktemp("agreement") / "checkpoint.pth"
     save_checkpoint({"model": state, "epoch": "best", "args": argparse.Namespace(
         model="s2d_tiny_patch8_64", num_frames=FRAMES, data_set="DFEW", scale_factor=0.25)}, path)
     return path
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    return trained_tiny_checkpoint(tmp_path_factory.mktemp("agreement") / "checkpoint.pth")
 
 
 def drawn_clips(count=140):
