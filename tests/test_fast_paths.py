@@ -122,6 +122,18 @@ def test_int8_quantizes_every_linear_and_keeps_predictions():
     assert (fp32.argmax(1) == int8.argmax(1)).mean() >= 0.75
 
 
+def test_int8_keeps_the_linear_layers_asked_for_in_float32():
+    model = tiny(depth=2).eval()
+    quantized = quantize_int8(model, keep_float=r"mlp\.fc2")
+    kept = {name for name, m in quantized.named_modules() if type(m) is torch.nn.Linear}
+    assert kept == {"blocks.0.mlp.fc2", "blocks.1.mlp.fc2"}
+    for name, module in quantized.named_modules():
+        if name in kept:
+            assert torch.equal(module.weight, model.get_submodule(name).weight)
+    assert sum(type(m).__module__.startswith("torch.ao.nn.quantized.dynamic") for m in quantized.modules()) == \
+        sum(isinstance(m, torch.nn.Linear) for m in model.modules()) - 2
+
+
 def test_int8_packs_for_onednn_and_leaves_the_process_engine_alone(monkeypatch):
     """oneDNN's kernels are the faster ones measured here; the process-wide engine must not change."""
     seen = []
