@@ -21,7 +21,7 @@ With --realtime SECONDS: one 640x360 24 fps video of that length in which the fa
 background (`write_realtime_video`), analysed with S2D base (or --model) by predict.py --no_video in a fresh
 process per case (--cases picks some): fp32 PyTorch as before (every frame detected, `--detect_interval 0
 --no_speedups`), fp32 PyTorch with every frame detected, fp32 PyTorch as now (`--backend torch --precision fp32`),
-`--cpu_int8` with every frame detected and as now, and the defaults (`--backend auto`: the path
+fp32 OpenVINO (`--backend openvino --precision fp32`), `--cpu_int8` with every frame detected and as now, and the defaults (`--backend auto`: the path
 inference/backends.py picks on this CPU).
 Prints per case the wall time of the analysis (decoding to predictions.csv: summary.json's `seconds`; model
 loading excluded), video frames per second, the real-time factor (video seconds per wall second), the frames
@@ -67,6 +67,7 @@ REALTIME_CASES = (  # (name, predict.py flags)
     ("fp32, every frame, no speed-ups (before)", (*TORCH_FP32, "--detect_interval", "0", "--no_speedups")),
     ("fp32, every frame", (*TORCH_FP32, "--detect_interval", "0")),
     ("fp32 (torch)", TORCH_FP32),
+    ("fp32 (openvino)", ("--backend", "openvino", "--precision", "fp32")),
     ("int8, every frame", ("--cpu_int8", "--detect_interval", "0")),
     ("int8 (--cpu_int8)", ("--cpu_int8",)),
     ("auto (defaults)", ()),
