@@ -11,7 +11,6 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageDraw
-from sklearn.model_selection import StratifiedKFold, train_test_split
 
 from utils.files import write_json_atomically
 
@@ -252,6 +251,8 @@ def render_image(label, size, rng):
 
 def _split_rows(labels, folds, seed):
     """(train indices, test indices) per fold, stratified by label."""
+    from sklearn.model_selection import StratifiedKFold, train_test_split  # here: predict.py's start-up needs none
+
     indices = np.arange(len(labels))
     if folds == 1:
         train, test = train_test_split(indices, test_size=0.2, stratify=labels, random_state=seed)

@@ -12,9 +12,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
+import main_finetune
 from engine.published import DATA_SETS, PUBLISHED, published_mean
 from models.released import released_candidates, released_file
-from tests.helpers import ENV, ROOT, fake_hub_cache, run_main, tiny_checkpoint
+from tests.helpers import ENV, ROOT, fake_hub_cache, tiny_checkpoint
 
 MODEL, NUM_FRAMES, SIZE = "s2d_tiny_patch8_64", 4, 64
 LAYOUTS = {  # data set -> (frame folder, fold -> test annotation file, header, classes, frame extension)
@@ -120,19 +121,21 @@ def test_eval_run_prints_the_table_equal_to_direct_evaluations_and_reruns_skip(r
     assert "| DFEW | 4 |" in result.stdout and (out / "published_vs_measured.md").read_text() in result.stdout
     rows = {(r["data_set"], r["fold"]): r for r in table_rows(out / "published_vs_measured.csv")}
     assert len(rows) == 13 and rows[("DFEW", "1")]["measured_uar"] == rows[("DFEW", "mean")]["measured_uar"] == ""
-    # the published protocol run by hand on one fold of each layout gives the same numbers
+    # the published protocol run by hand (main_finetune in this process) on one fold of each layout gives the
+    # same numbers
     files = {name: next((released / "hub").rglob(os.path.basename(name))) for name in RELEASED if name != LOCAL}
     files[LOCAL] = released / "ckpts" / LOCAL
     for (data_set, fold), name in ((("DFEW", 4), "DFEW/dfew-set4.pth"), (("FERV39K", None), "FERV39K/ferv39k_best.pth"),
                                    (("MAFW", 4), LOCAL)):
         frames, tests, _, classes, _ = LAYOUTS[data_set]
         direct = tmp_path / f"{data_set}{fold}"
-        run_main(["--eval", "--finetune", str(files[name]), "--model", MODEL, "--data_set", data_set,
-                  "--nb_classes", str(classes), "--data_path", str(released / "data" / frames),
-                  "--test_label_path", str(released / "data" / tests[fold]), "--landmark_weights", "random",
-                  "--batch_size", "16", "--input_size", str(SIZE), "--short_side_size", str(SIZE),
-                  "--num_frames", str(NUM_FRAMES), "--sampling_rate", "1", "--test_num_segment", "2",
-                  "--test_num_crop", "2", "--num_workers", "0", "--device", "cpu", "--output_dir", str(direct)])
+        main_finetune.main(main_finetune.get_args_parser().parse_args([
+            "--eval", "--finetune", str(files[name]), "--model", MODEL, "--data_set", data_set,
+            "--nb_classes", str(classes), "--data_path", str(released / "data" / frames),
+            "--test_label_path", str(released / "data" / tests[fold]), "--landmark_weights", "random",
+            "--batch_size", "16", "--input_size", str(SIZE), "--short_side_size", str(SIZE),
+            "--num_frames", str(NUM_FRAMES), "--sampling_rate", "1", "--test_num_segment", "2",
+            "--test_num_crop", "2", "--num_workers", "0", "--device", "cpu", "--output_dir", str(direct)]))
         log = [json.loads(line) for line in (direct / "log.txt").read_text().splitlines()][-1]
         row = rows[(data_set, "all" if fold is None else str(fold))]
         assert (float(row["measured_uar"]), float(row["measured_war"])) == (round(log["final_uar"], 2),

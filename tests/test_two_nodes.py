@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 import torch
 
+import main_finetune
 from scripts.make_synthetic_video import write_video
 from tests.helpers import ENV, ROOT, free_port, read_log, run_main, tiny_checkpoint, write_tiny_dfew
 
@@ -73,14 +74,14 @@ def run_agents(script_args, tmp_path):
 
 @pytest.fixture(scope="module")
 def data(tmp_path_factory):
-    return write_tiny_dfew(tmp_path_factory.mktemp("synthetic"))
+    return write_tiny_dfew(tmp_path_factory.mktemp("synthetic"), size=64)
 
 
 def train_args(data, output_dir, *extra):
-    return ["main_finetune.py", "--model", "s2d_tiny_patch8_112", "--data_set", "DFEW",
+    return ["main_finetune.py", "--model", "s2d_tiny_patch8_64", "--data_set", "DFEW",
             "--data_path", str(data / "clips"), "--train_label_path", str(data / "splits" / "train_set_1.csv"),
-            "--test_label_path", str(data / "splits" / "test_set_1.csv"), "--input_size", "112",
-            "--short_side_size", "112", "--num_frames", "4", "--batch_size", "2", "--num_sample", "1",
+            "--test_label_path", str(data / "splits" / "test_set_1.csv"), "--input_size", "64",
+            "--short_side_size", "64", "--num_frames", "4", "--batch_size", "2", "--num_sample", "1",
             "--epochs", "1", "--warmup_epochs", "1", "--lr", "1e-3", "--test_num_segment", "2",
             "--test_num_crop", "1", "--num_workers", "0", "--device", "cpu", "--landmark_weights", "random",
             "--dist_eval", "--output_dir", str(output_dir), "--print_freq", "2", *extra]
@@ -100,7 +101,8 @@ def test_two_agents_train_and_evaluate_as_one_machine(data, tmp_path):
     checkpoint = str(tmp_path / "two" / "checkpoint.pth")
     evaluation = ["--eval", "--resume", checkpoint, "--test_num_crop", "2"]
     run_agents(train_args(data, tmp_path / "eval_two", *evaluation), tmp_path)
-    run_main(train_args(data, tmp_path / "eval_one", *evaluation)[1:])
+    main_finetune.main(main_finetune.get_args_parser().parse_args(train_args(data, tmp_path / "eval_one",
+                                                                             *evaluation)[1:]))
     two, one = read_log(tmp_path / "eval_two")[-1], read_log(tmp_path / "eval_one")[-1]
     assert (two["final_uar"], two["final_war"], two["final_num_clips"]) == pytest.approx(
         (one["final_uar"], one["final_war"], one["final_num_clips"]))
