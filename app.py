@@ -19,7 +19,7 @@ import tempfile
 from datasets.build import ALIASES, DATASETS
 from inference import AnalysisError
 from inference.backends import BACKENDS, PRECISIONS
-from models import DEFAULT_LANDMARK_WEIGHTS
+from models.landmark import DEFAULT_LANDMARK_WEIGHTS
 from predict import exit_code
 from utils.stop import EXIT_STOPPED, stop_on_signals, wait_for_stop
 from webapp.analysis import VideoAnalyses, find_models

@@ -63,7 +63,7 @@ def _landmark_weights():
     """This clone's ckpts/mobilefacenet_model_best.pth.tar, else the original repository's, downloaded once."""
     import torch
 
-    from models import DEFAULT_LANDMARK_WEIGHTS
+    from models.landmark import DEFAULT_LANDMARK_WEIGHTS
 
     local = os.path.join(os.path.dirname(os.path.abspath(__file__)), DEFAULT_LANDMARK_WEIGHTS)
     if os.path.isfile(local):

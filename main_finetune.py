@@ -28,15 +28,6 @@ from datasets.description import describe_args
 from datasets.mixup import MIXUP_MODES
 from datasets.random_erasing import MODES as ERASING_MODES
 from datasets.unique_views import UniqueTestViews, collate_views
-from engine import (
-    SDL,
-    NonFiniteLossError,
-    cosine_scheduler,
-    evaluate,
-    resume_training_state,
-    save_training_state,
-    train_one_epoch,
-)
 from engine.bad_clips import (
     bad_clip_state,
     load_bad_clip_state,
@@ -46,19 +37,19 @@ from engine.bad_clips import (
     watch_bad_clips,
     without_skipped_clips,
 )
+from engine.evaluate import evaluate
 from engine.metrics import format_confusion_matrix, plot_confusion_matrix
-from models import (
-    DEFAULT_LANDMARK_WEIGHTS,
-    MODEL_CONFIGS,
-    build_model_and_landmark,
-    freeze_for_finetuning,
-    is_image_model,
-    load_checkpoint,
-    save_checkpoint,
-)
+from engine.schedule import cosine_scheduler
+from engine.sdl import SDL
+from engine.state import resume_training_state, save_training_state
+from engine.train import NonFiniteLossError, train_one_epoch
+from models.checkpoint import load_checkpoint, save_checkpoint
 from models.fast_paths import EQUAL_SPEEDUPS, prepare_for_speed
-from models.freezing import describe_parameters, parameter_counts
+from models.freezing import describe_parameters, freeze_for_finetuning, parameter_counts
+from models.landmark import DEFAULT_LANDMARK_WEIGHTS
+from models.loading import build_model_and_landmark
 from models.quantize import quantize_int8
+from models.registry import MODEL_CONFIGS, is_image_model
 from models.tma import TEMPORAL_ATTENTION_HEADS
 from utils.device import DeviceError, choose_device, training_autocast_dtype
 from utils.distributed import barrier, get_rank, get_world_size, init_distributed_mode, is_distributed, is_main_process

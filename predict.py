@@ -25,7 +25,7 @@ from inference import AnalysisError, Analyzer, Options
 from inference.backends import BACKENDS, PRECISIONS, needs_cpu
 from inference.corpus import analyze_corpus, collect_videos
 from inference.face_flags import add_face_arguments, detector_name
-from models import DEFAULT_LANDMARK_WEIGHTS
+from models.landmark import DEFAULT_LANDMARK_WEIGHTS
 from utils.device import DeviceError, choose_device
 from utils.distributed import local_device, torchrun_ranks
 from utils.stop import EXIT_STOPPED, stop_on_signals

@@ -39,9 +39,11 @@ def build_case(case):
     import timm
     from einops import rearrange
 
-    from models import LandmarkFeatures, build_model, freeze_for_finetuning
     from models.fast_paths import prepare_for_speed
+    from models.freezing import freeze_for_finetuning
+    from models.landmark import LandmarkFeatures
     from models.quantize import quantize_int8
+    from models.registry import build_model
     speedups, compile_options = tuple(case.get("speedups", ())), case.get("compile_options", {})
     if case["model"] == VIT:  # the floor: the same ViT on every frame, no prompts, adapters or landmarks
         if set(speedups) - {"compile_layers"}:
@@ -169,9 +171,9 @@ def time_test_pass(case):
     from benchmark_data import write_benchmark_clips
     from torch.utils.data import DataLoader
 
-    import engine
     from datasets import VideoClsDataset
     from datasets.unique_views import UniqueTestViews, collate_views
+    from engine.evaluate import evaluate
     torch.manual_seed(0)
     device = torch.device(case["device"])
     (model, landmark), _, size = build_case(case)
@@ -185,7 +187,7 @@ def time_test_pass(case):
                    "distinct views": DataLoader(UniqueTestViews(dataset), collate_fn=collate_views, **loader_options)}
         for name in ["all views", "distinct views"] * 2:  # alternating; each keeps its faster round
             start = time.perf_counter()
-            metrics, *_ = engine.evaluate(model, landmark, loaders[name], device, 7, PRECISIONS[case["precision"]])
+            metrics, *_ = evaluate(model, landmark, loaders[name], device, 7, PRECISIONS[case["precision"]])
             if device.type == "cuda":
                 torch.cuda.synchronize()
             seconds = time.perf_counter() - start

@@ -28,10 +28,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # and main_finetun
 from benchmark_data import write_benchmark_clips  # noqa: E402
 from timm.optim import create_optimizer_v2  # noqa: E402
 
-import engine  # noqa: E402
 import main_finetune  # noqa: E402
-from models import build_landmark, build_model, freeze_for_finetuning  # noqa: E402
+from engine.train import train_one_epoch  # noqa: E402
 from models.fast_paths import prepare_for_speed  # noqa: E402
+from models.freezing import freeze_for_finetuning  # noqa: E402
+from models.landmark import build_landmark  # noqa: E402
+from models.registry import build_model  # noqa: E402
 from utils.progress import ProgressLogger  # noqa: E402
 
 
@@ -105,7 +107,7 @@ def run(args):
         amp_dtype = torch.bfloat16 if device.type == "cuda" else None
 
         def epoch(batches, num_steps):
-            engine.train_one_epoch(model, landmark, criterion, batches, optimizer, device, 0,
+            train_one_epoch(model, landmark, criterion, batches, optimizer, device, 0,
                                    steps_per_epoch=num_steps, update_freq=1, lr_schedule=[recipe.lr] * num_steps,
                                    wd_schedule=[recipe.weight_decay] * num_steps, amp_dtype=amp_dtype,
                                    mixup_fn=mixup_fn, progress=ProgressLogger("epoch", print_freq=num_steps))

@@ -26,7 +26,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # run as a file: import benchmark (it adds the root)
 from benchmark import BASE, VIT, build_case, clip_batch, make_step, time_step, time_test_pass  # noqa: E402
 
-from models import MODEL_CONFIGS  # noqa: E402
+from models.registry import MODEL_CONFIGS  # noqa: E402
 
 LEAN_FOLD = ("lean_layout", "fold_landmark_bn")
 VARIANTS = {  # name -> (S2D or the plain ViT, speed-ups, inference from CUDA graphs)

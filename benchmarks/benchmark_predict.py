@@ -21,8 +21,8 @@ With --realtime SECONDS: one 640x360 24 fps video of that length in which the fa
 background (`write_realtime_video`), analysed with S2D base (or --model) by predict.py --no_video in a fresh
 process per case (--cases picks some): fp32 PyTorch as before (every frame detected, `--detect_interval 0
 --no_speedups`), fp32 PyTorch with every frame detected, fp32 PyTorch as now (`--backend torch --precision fp32`),
-fp32 OpenVINO (`--backend openvino --precision fp32`), `--cpu_int8` with every frame detected and as now, and the defaults (`--backend auto`: the path
-inference/backends.py picks on this CPU).
+fp32 OpenVINO (`--backend openvino --precision fp32`), `--cpu_int8` with every frame detected and as now, and the
+defaults (`--backend auto`: the path inference/backends.py picks on this CPU).
 Prints per case the wall time of the analysis (decoding to predictions.csv: summary.json's `seconds`; model
 loading excluded), video frames per second, the real-time factor (video seconds per wall second), the frames
 detected, and the speed relative to the first case.
@@ -57,7 +57,8 @@ import torch
 from matplotlib import cbook
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a file: import models
-from models import build_model, save_checkpoint
+from models.checkpoint import save_checkpoint
+from models.registry import build_model
 
 ROOT = Path(__file__).resolve().parents[1]
 FPS = 25

@@ -15,9 +15,9 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a file: import main_finetune
-import engine  # noqa: E402
+from engine.evaluate import evaluate  # noqa: E402
 from main_finetune import build_test_loader, get_args_parser, model_arguments, start_up  # noqa: E402
-from models import build_model_and_landmark  # noqa: E402
+from models.loading import build_model_and_landmark  # noqa: E402
 from models.quantize import quantize_int8  # noqa: E402
 from utils.progress import ProgressLogger  # noqa: E402
 
@@ -32,7 +32,7 @@ def compare(args):
     results, scores = {}, {}
     for name, candidate in (("fp32", model), ("int8", quantize_int8(model))):
         start = time.perf_counter()
-        metrics, (_, _, scores[name]), *_ = engine.evaluate(
+        metrics, (_, _, scores[name]), *_ = evaluate(
             candidate, landmark, loader, torch.device("cpu"), args.nb_classes,
             progress=ProgressLogger(f"{name}:", args.print_freq))
         results[name] = {"seconds": round(time.perf_counter() - start, 2), "uar": metrics["uar"],

@@ -1,9 +1,3 @@
-from .evaluate import evaluate
-from .metrics import classification_metrics, merge_views
-from .schedule import cosine_scheduler
-from .sdl import SDL, sdl_weight
-from .state import resume_training_state, save_training_state
-from .train import NonFiniteLossError, train_one_epoch
-
-__all__ = ["evaluate", "classification_metrics", "merge_views", "cosine_scheduler", "SDL", "sdl_weight",
-           "resume_training_state", "save_training_state", "NonFiniteLossError", "train_one_epoch"]
+"""Training and evaluation: one epoch, the test views' evaluation and metrics, the schedule, SDL, the training
+state, bad clips, and the paper's published results. Import from the module that defines a name (engine.train's
+train_one_epoch, engine.evaluate's evaluate, ...): importing engine.published does not import PyTorch."""

@@ -4,7 +4,7 @@ import random
 import numpy as np
 import torch
 
-from models import load_checkpoint, save_checkpoint
+from models.checkpoint import load_checkpoint, save_checkpoint
 
 
 def rng_state() -> dict:

@@ -9,8 +9,10 @@ import torch
 
 from datasets.build import ALIASES, DATASETS, default_class_names
 from datasets.transforms import ClipEvalTransform
-from models import MODEL_CONFIGS, build_model_and_landmark, is_image_model, read_checkpoint
+from models.checkpoint import read_checkpoint
 from models.fast_paths import EQUAL_SPEEDUPS, prepare_for_speed
+from models.loading import build_model_and_landmark
+from models.registry import MODEL_CONFIGS, is_image_model
 from utils.device import inference_autocast_dtype
 
 from .backends import load_backend, with_cpu_int8

@@ -19,7 +19,7 @@ from dataclasses import asdict, dataclass, replace
 import numpy as np
 import torch
 
-from models import DEFAULT_LANDMARK_WEIGHTS
+from models.landmark import DEFAULT_LANDMARK_WEIGHTS
 from utils.device import DeviceError, choose_device
 from utils.files import staged_folder, write_json_atomically
 from utils.progress import ProgressLogger

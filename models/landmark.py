@@ -12,7 +12,7 @@ from .checkpoint import safe_load
 from .mobilefacenet import MobileFaceNet
 
 WEIGHTS_FILE = 'mobilefacenet_model_best.pth.tar'
-DEFAULT_WEIGHTS = os.path.join('ckpts', WEIGHTS_FILE)  # where ckpts/README.md puts them, relative to the clone
+DEFAULT_LANDMARK_WEIGHTS = os.path.join('ckpts', WEIGHTS_FILE)  # where ckpts/README.md puts them, relative to the clone
 RANDOM_WEIGHTS_SEED = 0
 
 

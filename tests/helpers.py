@@ -15,7 +15,10 @@ from pathlib import Path
 import torch
 
 from datasets.synthetic import write_synthetic_dfew
-from models import S2D, S2DImage, build_model, save_checkpoint
+from models.checkpoint import save_checkpoint
+from models.image_model import S2DImage
+from models.registry import build_model
+from models.s2d import S2D
 
 ROOT = Path(__file__).resolve().parents[1]
 KEYS = json.loads((Path(__file__).parent / 'data' / 'keys_s2d_base.json').read_text())

@@ -13,16 +13,17 @@ import torch
 from datasets.synthetic import render_clip
 from inference.backends import read_cpu
 from inference.model import VideoModel
-from models import build_model, load_checkpoint, save_checkpoint
+from models.checkpoint import load_checkpoint, save_checkpoint
+from models.registry import build_model
 from tests.helpers import ROOT
 from tests.videos import PHOTO
 
 FRAMES, SIZE = 4, 64
 MIN_TOP1_AGREEMENT, MAX_MEAN_PROBABILITY_DIFFERENCE = 0.99, 0.01
-NATIVE_BF16 = pytest.mark.skipif(not read_cpu().native_bf16, reason="OpenVINO computes bf16 only on a CPU with "
-                                                                    "native bf16 (AMX or AVX512-BF16); this has none")
-AUTO_PATHS = [pytest.param("torch", "bf16", marks=pytest.mark.slow),  # emulated, so slow, without native bf16
-              pytest.param("openvino", "bf16", marks=NATIVE_BF16), ("openvino", "fp32"), ("onnxruntime", "fp32")]
+NATIVE_BF16 = pytest.mark.skipif(not read_cpu().native_bf16, reason="auto takes bf16 only on a CPU with native bf16 "
+                                                                    "(AMX or AVX512-BF16); this has none")
+AUTO_PATHS = [pytest.param("torch", "bf16", marks=NATIVE_BF16), pytest.param("openvino", "bf16", marks=NATIVE_BF16),
+              ("openvino", "fp32"), ("onnxruntime", "fp32")]
 
 
 def trained_tiny_checkpoint(path):

@@ -4,7 +4,7 @@ import os
 import pytest
 import torch
 
-from models import UnsafeCheckpointError, load_checkpoint, safe_load, save_checkpoint
+from models.checkpoint import UnsafeCheckpointError, load_checkpoint, safe_load, save_checkpoint
 from tests.helpers import tiny_inputs, tiny_model
 
 

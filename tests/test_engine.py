@@ -9,9 +9,12 @@ import torch.nn.functional as F
 from sklearn.metrics import confusion_matrix, f1_score, recall_score
 from timm.optim import create_optimizer_v2
 
-from engine import SDL, classification_metrics, cosine_scheduler, merge_views, sdl_weight, train_one_epoch
-from engine.train import apply_schedule
-from models import build_model, freeze_for_finetuning
+from engine.metrics import classification_metrics, merge_views
+from engine.schedule import cosine_scheduler
+from engine.sdl import SDL, sdl_weight
+from engine.train import apply_schedule, train_one_epoch
+from models.freezing import freeze_for_finetuning
+from models.registry import build_model
 from tests.helpers import tiny_model
 from utils.progress import ProgressLogger
 

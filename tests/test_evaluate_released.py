@@ -7,6 +7,7 @@ import json
 import os
 import re
 import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -111,6 +112,14 @@ def test_the_readme_table_is_the_published_one():
                 mean = tuple(map(float, cells[f"{data_set} mean"][column].split("/")))
                 assert mean == published_mean(data_set, oversampled)
     assert published_mean("DFEW", True) == (65.45, 75.01) and published_mean("MAFW", False) == (41.87, 57.37)
+
+
+def test_the_released_checkpoint_scripts_start_without_pytorch():
+    """evaluate_released.py (run several times by each EVAL=1 recipe) and download_checkpoints.py start in a
+    fraction of a second: their modules of the project do not import PyTorch."""
+    check = "import sys, models.released, engine.published; print(sorted({'torch', 'timm'} & set(sys.modules)))"
+    result = subprocess.run([sys.executable, "-c", check], cwd=ROOT, capture_output=True, text=True)
+    assert result.returncode == 0 and result.stdout.strip() == "[]", result.stdout + result.stderr
 
 
 @pytest.mark.slow

@@ -9,9 +9,10 @@ import torch
 from timm.layers import Attention
 from torch.utils.data import DataLoader
 
-from engine import evaluate, train_one_epoch
-from models import LandmarkFeatures
+from engine.evaluate import evaluate
+from engine.train import train_one_epoch
 from models.fast_paths import prepare_for_speed
+from models.landmark import LandmarkFeatures
 from models.quantize import int8_engine, quantize_int8
 from tests.helpers import tiny_model
 from utils.progress import ProgressLogger

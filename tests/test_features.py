@@ -18,8 +18,10 @@ from inference import Options, analyze_video
 from inference.align import face_crop
 from inference.faces import Faces, WholeFrame
 from inference.outputs import FeatureWriter
-from models import build_landmark, build_model, load_checkpoint
+from models.checkpoint import load_checkpoint
+from models.landmark import build_landmark
 from models.mobilefacenet import MobileFaceNet
+from models.registry import build_model
 from scripts.make_synthetic_video import write_video
 from tests.helpers import ENV, ROOT, fake_hub_cache, tiny_checkpoint
 

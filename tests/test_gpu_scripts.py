@@ -73,13 +73,13 @@ def test_largest_batch_search_doubles_then_narrows_the_gap():
 def test_epoch_breakdown_times_loader_model_and_real_epoch(tmp_path, monkeypatch):
     """After the warm-up, the model alone trains the steps of an epoch on one repeated batch, then the real epoch
     the same steps from the data loader."""
-    epochs, train_one_epoch = [], benchmark_epoch.engine.train_one_epoch
+    epochs, train_one_epoch = [], benchmark_epoch.train_one_epoch
 
     def recorded(model, landmark, criterion, batches, *args, steps_per_epoch, **kwargs):
         epochs.append((type(batches).__name__, steps_per_epoch))
         return train_one_epoch(model, landmark, criterion, batches, *args, steps_per_epoch=steps_per_epoch, **kwargs)
 
-    monkeypatch.setattr(benchmark_epoch.engine, "train_one_epoch", recorded)
+    monkeypatch.setattr(benchmark_epoch, "train_one_epoch", recorded)
     result = benchmark_epoch.main(TINY + ["--size", "64", "--frames", "4", "--clips", "6", "--distinct", "2",
                                           "--batch_size", "2", "--workers", "1", "--warmup", "1"])
     assert epochs == [("RepeatedBatch", 1), ("RepeatedBatch", 3), ("DataLoader", 3)] and result["clips"] == 6

@@ -5,7 +5,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from models import LandmarkFeatures, MobileFaceNet
+from models.landmark import LandmarkFeatures
+from models.mobilefacenet import MobileFaceNet
 
 KEYS = json.loads((Path(__file__).parent / 'data' / 'keys_mobilefacenet.json').read_text())
 

@@ -16,9 +16,12 @@ import torch
 import main_finetune
 from datasets import build_dataset
 from datasets.synthetic import write_synthetic_dfew
-from engine import SDL, NonFiniteLossError, classification_metrics, train_one_epoch
+from engine.metrics import classification_metrics
+from engine.sdl import SDL
 from engine.state import rng_state, set_rng_state
-from models import LandmarkFeatures, build_model
+from engine.train import NonFiniteLossError, train_one_epoch
+from models.landmark import LandmarkFeatures
+from models.registry import build_model
 from tests.helpers import ENV, ROOT, read_log, run_main, write_tiny_dfew
 from utils.progress import ProgressLogger
 
@@ -145,14 +148,14 @@ def test_eval_of_an_original_layout_checkpoint(data, trained, tmp_path):
 
 
 @pytest.mark.slow
-def test_eval_of_every_view_equals_distinct_views_and_int8_eval_runs(data, trained, tmp_path):
+def test_eval_of_every_view_equals_distinct_views_and_int8_eval_runs(data, trained, tmp_path, capsys):
     """--no_dedup_views computes the 2 identical views of every 4-frame clip: same pred.csv, metrics and
     confusion matrix as the de-duplicated test of the run; --cpu_int8 evaluates the same checkpoint."""
     checkpoint = _original_layout_checkpoint(trained, tmp_path)
     full_dir, int8_dir = tmp_path / "all_views", tmp_path / "int8"
-    result = run_main(tiny_args(data, full_dir, "--eval", "--finetune", str(checkpoint), "--no_dedup_views",
-                                "--save_feature"))
-    assert "test views:" not in result.stdout
+    main_finetune.main(main_finetune.get_args_parser().parse_args(tiny_args(
+        data, full_dir, "--eval", "--finetune", str(checkpoint), "--no_dedup_views", "--save_feature")))
+    assert "test views:" not in capsys.readouterr().out
     final, reference = read_log(full_dir)[-1], read_log(trained[0])[-1]
     for key in ("uar", "war", "confusion_matrix", "class_acc", "acc5", "macro_f1"):
         assert final[f"final_{key}"] == reference[f"final_best_{key}"], key
@@ -163,9 +166,9 @@ def test_eval_of_every_view_equals_distinct_views_and_int8_eval_runs(data, train
     test_clips = len((data / "splits" / "test_set_1.csv").read_text().splitlines()) - 1
     assert len(features["views"]) == features["features"].shape[0] == 2 * test_clips
 
-    result = run_main(tiny_args(data, int8_dir, "--eval", "--finetune", str(checkpoint), "--cpu_int8",
-                                "--save_feature"))
-    assert f"{test_clips} test clips, {2 * test_clips} views, {test_clips} distinct" in result.stdout
+    main_finetune.main(main_finetune.get_args_parser().parse_args(tiny_args(
+        data, int8_dir, "--eval", "--finetune", str(checkpoint), "--cpu_int8", "--save_feature")))
+    assert f"{test_clips} test clips, {2 * test_clips} views, {test_clips} distinct" in capsys.readouterr().out
     fp32, int8 = ({tuple(view): logits.softmax(-1) for view, logits in zip(saved["views"], saved["logits"])}
                   for saved in (features, torch.load(int8_dir / "features_eval.pt")))
     assert fp32.keys() == int8.keys()
@@ -190,8 +193,9 @@ def test_torchrun_two_processes_match_single_process_eval(data, tmp_path):
     assert ddp_final["final_last_num_clips"] == test_clips
 
     eval_dir = tmp_path / "single"
-    run_main(tiny_args(data, eval_dir, "--eval", "--resume", str(output_dir / "checkpoint.pth"),
-                       "--test_num_crop", "2", "--no_dedup_views"))
+    main_finetune.main(main_finetune.get_args_parser().parse_args(tiny_args(
+        data, eval_dir, "--eval", "--resume", str(output_dir / "checkpoint.pth"), "--test_num_crop", "2",
+        "--no_dedup_views")))
     single = read_log(eval_dir)[-1]
     assert single["final_uar"] == pytest.approx(ddp_final["final_last_uar"])
     assert single["final_war"] == pytest.approx(ddp_final["final_last_war"])

@@ -5,7 +5,8 @@ import torch
 import torch.nn.functional as F
 from timm.layers import Attention
 
-from models import build_model, freeze_for_finetuning
+from models.freezing import freeze_for_finetuning
+from models.registry import build_model
 from models.tma import TemporalModelingAdapter
 from tests.helpers import KEYS, TINY, randomize, tiny_inputs, tiny_model
 

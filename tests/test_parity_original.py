@@ -18,9 +18,12 @@ import main_finetune
 from datasets import VideoClsDataset, VideoMixup
 from datasets.random_erasing import ClipRandomErasing
 from datasets.sampling import train_frame_indices
-from engine import SDL, train_one_epoch
-from models import S2D, LandmarkFeatures, freeze_for_finetuning
+from engine.sdl import SDL
+from engine.train import train_one_epoch
 from models.fast_paths import EQUAL_SPEEDUPS, prepare_for_speed
+from models.freezing import freeze_for_finetuning
+from models.landmark import LandmarkFeatures
+from models.s2d import S2D
 from tests.helpers import ROOT
 from utils.progress import ProgressLogger
 

@@ -2,9 +2,10 @@
 import pytest
 import torch
 
-from models import LandmarkFeatures, freeze_for_finetuning
 from models.cuda_graph import CudaGraphInference
 from models.fast_paths import compile_layers, fold_landmark_batchnorm, prepare_for_speed, use_lean_layout
+from models.freezing import freeze_for_finetuning
+from models.landmark import LandmarkFeatures
 from tests.helpers import tiny_model
 
 TIGHT = dict(rtol=1e-5, atol=1e-6)

@@ -10,8 +10,10 @@ from timm.models.vision_transformer import VisionTransformer
 
 from datasets import build_dataset
 from datasets.synthetic import write_synthetic_images
-from models import S2D, build_model, freeze_for_finetuning, load_checkpoint, save_checkpoint
-from models.freezing import TRAINABLE_NAME_PARTS
+from models.checkpoint import load_checkpoint, save_checkpoint
+from models.freezing import TRAINABLE_NAME_PARTS, freeze_for_finetuning
+from models.registry import build_model
+from models.s2d import S2D
 from scripts import convert_affectnet, convert_rafdb
 from tests.helpers import KEYS, TINY, randomize, read_log, run_main, tiny_inputs, tiny_model
 

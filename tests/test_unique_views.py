@@ -10,9 +10,8 @@ from torch.utils.data import DataLoader, DistributedSampler
 
 from datasets import VideoClsDataset
 from datasets.unique_views import UniqueTestViews, collate_views
-from engine import evaluate
-from engine.evaluate import predict_views
-from models import LandmarkFeatures
+from engine.evaluate import evaluate, predict_views
+from models.landmark import LandmarkFeatures
 from tests.helpers import tiny_model
 
 CLIP_LEN, SEGMENTS, CROPS = 4, 3, 2
