@@ -108,9 +108,9 @@ def run(args):
 
         def epoch(batches, num_steps):
             train_one_epoch(model, landmark, criterion, batches, optimizer, device, 0,
-                                   steps_per_epoch=num_steps, update_freq=1, lr_schedule=[recipe.lr] * num_steps,
-                                   wd_schedule=[recipe.weight_decay] * num_steps, amp_dtype=amp_dtype,
-                                   mixup_fn=mixup_fn, progress=ProgressLogger("epoch", print_freq=num_steps))
+                            steps_per_epoch=num_steps, update_freq=1, lr_schedule=[recipe.lr] * num_steps,
+                            wd_schedule=[recipe.weight_decay] * num_steps, amp_dtype=amp_dtype,
+                            mixup_fn=mixup_fn, progress=ProgressLogger("epoch", print_freq=num_steps))
 
         loader_s = timed(lambda: [None for _ in loader])
         batch = next(iter(loader))

@@ -17,20 +17,16 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a file: import the project
 from benchmarks.benchmark_predict import random_checkpoint  # noqa: E402
-from inference.backends import check_clips  # noqa: E402
+from inference.backends import TorchRunner, check_clips  # noqa: E402
 from inference.model import VideoModel  # noqa: E402
 from models.quantize import quantize_int8  # noqa: E402
 from tests.test_agreement import drawn_clips, photo_windows, probabilities, trained_tiny_checkpoint  # noqa: E402
 
 
 def int8_run(video_model, keep_float):
-    """The video model's forward with its Linear layers in int8 but those `keep_float` names (None: all int8)."""
-    model = quantize_int8(video_model.model, keep_float or None)
-
-    @torch.inference_mode()
-    def run(video):
-        return model(video, video_model.landmark(video))
-    return run
+    """The video model's runner with its Linear layers in int8 but those whose name `keep_float` finds ('': none)."""
+    return TorchRunner(quantize_int8(video_model.model, keep_float or None), video_model.landmark,
+                       video_model.device, "fp32")
 
 
 def top2_margin(probabilities_):

@@ -122,6 +122,12 @@ def run_main(args, check=True, launcher=(sys.executable, "main_finetune.py")):
     return result
 
 
+def main_in_process(args):
+    """main_finetune.py's run of `args` in the test's own process (no interpreter start-up)."""
+    import main_finetune
+    main_finetune.main(main_finetune.get_args_parser().parse_args(args))
+
+
 def read_log(output_dir):
     return [json.loads(line) for line in (Path(output_dir) / "log.txt").read_text().splitlines()]
 

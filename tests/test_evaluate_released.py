@@ -13,10 +13,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-import main_finetune
 from engine.published import DATA_SETS, PUBLISHED, published_mean
 from models.released import released_candidates, released_file
-from tests.helpers import ENV, ROOT, fake_hub_cache, tiny_checkpoint
+from tests.helpers import ENV, ROOT, fake_hub_cache, main_in_process, tiny_checkpoint
 
 MODEL, NUM_FRAMES, SIZE = "s2d_tiny_patch8_64", 4, 64
 LAYOUTS = {  # data set -> (frame folder, fold -> test annotation file, header, classes, frame extension)
@@ -138,13 +137,13 @@ def test_eval_run_prints_the_table_equal_to_direct_evaluations_and_reruns_skip(r
                                    (("MAFW", 4), LOCAL)):
         frames, tests, _, classes, _ = LAYOUTS[data_set]
         direct = tmp_path / f"{data_set}{fold}"
-        main_finetune.main(main_finetune.get_args_parser().parse_args([
+        main_in_process([
             "--eval", "--finetune", str(files[name]), "--model", MODEL, "--data_set", data_set,
             "--nb_classes", str(classes), "--data_path", str(released / "data" / frames),
             "--test_label_path", str(released / "data" / tests[fold]), "--landmark_weights", "random",
             "--batch_size", "16", "--input_size", str(SIZE), "--short_side_size", str(SIZE),
             "--num_frames", str(NUM_FRAMES), "--sampling_rate", "1", "--test_num_segment", "2",
-            "--test_num_crop", "2", "--num_workers", "0", "--device", "cpu", "--output_dir", str(direct)]))
+            "--test_num_crop", "2", "--num_workers", "0", "--device", "cpu", "--output_dir", str(direct)])
         log = [json.loads(line) for line in (direct / "log.txt").read_text().splitlines()][-1]
         row = rows[(data_set, "all" if fold is None else str(fold))]
         assert (float(row["measured_uar"]), float(row["measured_war"])) == (round(log["final_uar"], 2),

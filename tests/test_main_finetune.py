@@ -22,7 +22,7 @@ from engine.state import rng_state, set_rng_state
 from engine.train import NonFiniteLossError, train_one_epoch
 from models.landmark import LandmarkFeatures
 from models.registry import build_model
-from tests.helpers import ENV, ROOT, read_log, run_main, write_tiny_dfew
+from tests.helpers import ENV, ROOT, main_in_process, read_log, run_main, write_tiny_dfew
 from utils.progress import ProgressLogger
 
 EPOCHS = 2
@@ -138,8 +138,7 @@ def _original_layout_checkpoint(trained, tmp_path):
 def test_eval_of_an_original_layout_checkpoint(data, trained, tmp_path):
     checkpoint = _original_layout_checkpoint(trained, tmp_path)
     output_dir = tmp_path / "eval"
-    main_finetune.main(main_finetune.get_args_parser().parse_args(tiny_args(data, output_dir, "--eval", "--finetune",
-                                                                             str(checkpoint))))
+    main_in_process(tiny_args(data, output_dir, "--eval", "--finetune", str(checkpoint)))
     final = read_log(output_dir)[-1]
     reference = read_log(trained[0])[-1]
     assert final["final_uar"] == pytest.approx(reference["final_best_uar"])
@@ -153,8 +152,8 @@ def test_eval_of_every_view_equals_distinct_views_and_int8_eval_runs(data, train
     confusion matrix as the de-duplicated test of the run; --cpu_int8 evaluates the same checkpoint."""
     checkpoint = _original_layout_checkpoint(trained, tmp_path)
     full_dir, int8_dir = tmp_path / "all_views", tmp_path / "int8"
-    main_finetune.main(main_finetune.get_args_parser().parse_args(tiny_args(
-        data, full_dir, "--eval", "--finetune", str(checkpoint), "--no_dedup_views", "--save_feature")))
+    main_in_process(tiny_args(data, full_dir, "--eval", "--finetune", str(checkpoint), "--no_dedup_views",
+                              "--save_feature"))
     assert "test views:" not in capsys.readouterr().out
     final, reference = read_log(full_dir)[-1], read_log(trained[0])[-1]
     for key in ("uar", "war", "confusion_matrix", "class_acc", "acc5", "macro_f1"):
@@ -166,8 +165,8 @@ def test_eval_of_every_view_equals_distinct_views_and_int8_eval_runs(data, train
     test_clips = len((data / "splits" / "test_set_1.csv").read_text().splitlines()) - 1
     assert len(features["views"]) == features["features"].shape[0] == 2 * test_clips
 
-    main_finetune.main(main_finetune.get_args_parser().parse_args(tiny_args(
-        data, int8_dir, "--eval", "--finetune", str(checkpoint), "--cpu_int8", "--save_feature")))
+    main_in_process(tiny_args(data, int8_dir, "--eval", "--finetune", str(checkpoint), "--cpu_int8",
+                              "--save_feature"))
     assert f"{test_clips} test clips, {2 * test_clips} views, {test_clips} distinct" in capsys.readouterr().out
     fp32, int8 = ({tuple(view): logits.softmax(-1) for view, logits in zip(saved["views"], saved["logits"])}
                   for saved in (features, torch.load(int8_dir / "features_eval.pt")))
@@ -175,8 +174,7 @@ def test_eval_of_every_view_equals_distinct_views_and_int8_eval_runs(data, train
     difference = max(float((fp32[view] - int8[view]).abs().max()) for view in fp32)
     assert 0 < difference < 0.05  # int8 really ran, and stays close to fp32 (as predict.py's int8 test)
     with pytest.raises(SystemExit, match="--cpu_int8: expected --eval"):  # exit status 1, the message on stderr
-        main_finetune.main(main_finetune.get_args_parser().parse_args(tiny_args(data, tmp_path / "refused",
-                                                                                "--cpu_int8")))
+        main_in_process(tiny_args(data, tmp_path / "refused", "--cpu_int8"))
 
 
 @pytest.mark.slow
@@ -193,9 +191,8 @@ def test_torchrun_two_processes_match_single_process_eval(data, tmp_path):
     assert ddp_final["final_last_num_clips"] == test_clips
 
     eval_dir = tmp_path / "single"
-    main_finetune.main(main_finetune.get_args_parser().parse_args(tiny_args(
-        data, eval_dir, "--eval", "--resume", str(output_dir / "checkpoint.pth"), "--test_num_crop", "2",
-        "--no_dedup_views")))
+    main_in_process(tiny_args(data, eval_dir, "--eval", "--resume", str(output_dir / "checkpoint.pth"),
+                              "--test_num_crop", "2", "--no_dedup_views"))
     single = read_log(eval_dir)[-1]
     assert single["final_uar"] == pytest.approx(ddp_final["final_last_uar"])
     assert single["final_war"] == pytest.approx(ddp_final["final_last_war"])

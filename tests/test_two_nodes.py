@@ -15,9 +15,8 @@ from pathlib import Path
 import pytest
 import torch
 
-import main_finetune
 from scripts.make_synthetic_video import write_video
-from tests.helpers import ENV, ROOT, free_port, read_log, run_main, tiny_checkpoint, write_tiny_dfew
+from tests.helpers import ENV, ROOT, free_port, main_in_process, read_log, run_main, tiny_checkpoint, write_tiny_dfew
 
 pytestmark = pytest.mark.slow
 # torchrun sets OMP_NUM_THREADS=1 only for several processes per agent: one thread each, as the agent with two has
@@ -101,8 +100,7 @@ def test_two_agents_train_and_evaluate_as_one_machine(data, tmp_path):
     checkpoint = str(tmp_path / "two" / "checkpoint.pth")
     evaluation = ["--eval", "--resume", checkpoint, "--test_num_crop", "2"]
     run_agents(train_args(data, tmp_path / "eval_two", *evaluation), tmp_path)
-    main_finetune.main(main_finetune.get_args_parser().parse_args(train_args(data, tmp_path / "eval_one",
-                                                                             *evaluation)[1:]))
+    main_in_process(train_args(data, tmp_path / "eval_one", *evaluation)[1:])
     two, one = read_log(tmp_path / "eval_two")[-1], read_log(tmp_path / "eval_one")[-1]
     assert (two["final_uar"], two["final_war"], two["final_num_clips"]) == pytest.approx(
         (one["final_uar"], one["final_war"], one["final_num_clips"]))
