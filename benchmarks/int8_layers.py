@@ -7,6 +7,7 @@ alternating rounds, fastest of --repeats).
     python benchmarks/int8_layers.py --keep_float '' 'mlp\\.fc2' --time_model s2d_base_patch16_224
 """
 import argparse
+import re
 import sys
 import tempfile
 import time
@@ -75,9 +76,17 @@ def timing_rows(choices, model_name, repeats, tmp):
         print(f"| {name} | {min(seconds):.2f} | {fp32 / min(seconds):.2f}x |")
 
 
+def layer_pattern(text):
+    try:
+        re.compile(text)
+    except re.error as error:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a regular expression ({error})") from None
+    return text
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--keep_float", nargs="+", default=["", r"mlp\.fc2"],
+    parser.add_argument("--keep_float", nargs="+", default=["", r"mlp\.fc2"], type=layer_pattern,
                         help="regular expressions of Linear layer names kept in fp32 ('': none)")
     parser.add_argument("--time_model", default=None, help="also time each choice on this model, e.g. "
                                                             "s2d_base_patch16_224")
